@@ -1,0 +1,260 @@
+//! One loop turn's STATE_DB writes, folded per port. Several link messages for one port in a
+//! turn become at most one `DEL` followed by at most one 4-field `HSET` with the latest state,
+//! which leaves Redis exactly as the C++ daemon's one-write-per-message would, with fewer
+//! commands. A failed flush is merged back *under* anything that arrived since, so per-port
+//! order is kept across retries. Pure: no I/O.
+
+use crate::event::PortState;
+use std::collections::HashMap;
+
+/// What to do with one port's STATE_DB row: optionally delete it, then optionally set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortOp {
+    pub delete: bool,
+    pub set: Option<PortState>,
+}
+
+impl PortOp {
+    /// `self` followed by `later`, as one op with the same final effect.
+    pub fn then(self, later: PortOp) -> PortOp {
+        if later.delete {
+            later
+        } else {
+            PortOp {
+                delete: self.delete,
+                set: later.set.or(self.set),
+            }
+        }
+    }
+}
+
+/// Ports touched in a turn, in first-touch order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    order: Vec<String>,
+    ops: HashMap<String, PortOp>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn push(&mut self, name: &str, op: PortOp) {
+        match self.ops.get_mut(name) {
+            Some(cur) => *cur = cur.then(op),
+            None => {
+                self.order.push(name.to_owned());
+                self.ops.insert(name.to_owned(), op);
+            }
+        }
+    }
+
+    pub fn set(&mut self, name: &str, state: PortState) {
+        self.push(
+            name,
+            PortOp {
+                delete: false,
+                set: Some(state),
+            },
+        );
+    }
+
+    pub fn delete(&mut self, name: &str) {
+        self.push(
+            name,
+            PortOp {
+                delete: true,
+                set: None,
+            },
+        );
+    }
+
+    /// Put an older batch (one whose flush failed) underneath this one.
+    pub fn merge_older(&mut self, older: Batch) {
+        let newer = std::mem::replace(self, older);
+        for name in newer.order {
+            let op = newer.ops[&name];
+            self.push(&name, op);
+        }
+    }
+
+    /// `(port, op)` in first-touch order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, PortOp)> {
+        self.order.iter().map(|n| (n.as_str(), self.ops[n]))
+    }
+
+    /// Ports whose latest op sets the row: these need the APPL_DB gate check.
+    pub fn gated(&self) -> impl Iterator<Item = &str> {
+        self.iter()
+            .filter(|(_, op)| op.set.is_some())
+            .map(|(n, _)| n)
+    }
+}
+
+/// One STATE_DB command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateWrite {
+    Del(String),
+    Set(String, PortState),
+}
+
+/// The STATE_DB commands for a batch, given which gated ports have an APPL_DB entry now.
+/// A set whose gate fails is dropped (the C++ "Cannot find … in port table" case); a delete is
+/// never gated.
+pub fn plan(batch: &Batch, in_appl_db: impl Fn(&str) -> bool) -> Vec<StateWrite> {
+    let mut out = Vec::with_capacity(batch.len());
+    for (name, op) in batch.iter() {
+        if op.delete {
+            out.push(StateWrite::Del(name.to_owned()));
+        }
+        if let Some(state) = op.set {
+            if in_appl_db(name) {
+                out.push(StateWrite::Set(name.to_owned(), state));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UP: PortState = PortState {
+        oper_up: true,
+        admin_up: true,
+        mtu: 9100,
+    };
+    const DOWN: PortState = PortState {
+        oper_up: false,
+        admin_up: false,
+        mtu: 9100,
+    };
+
+    enum In {
+        S(PortState),
+        D,
+    }
+
+    /// (messages for one port in order, expected folded op)
+    #[test]
+    fn folding_table() {
+        let table: Vec<(Vec<In>, PortOp)> = vec![
+            (
+                vec![In::S(DOWN)],
+                PortOp {
+                    delete: false,
+                    set: Some(DOWN),
+                },
+            ),
+            (
+                vec![In::S(DOWN), In::S(UP)],
+                PortOp {
+                    delete: false,
+                    set: Some(UP),
+                },
+            ),
+            (
+                vec![In::S(UP), In::D],
+                PortOp {
+                    delete: true,
+                    set: None,
+                },
+            ),
+            (
+                vec![In::D, In::S(UP)],
+                PortOp {
+                    delete: true,
+                    set: Some(UP),
+                },
+            ),
+            (
+                vec![In::S(UP), In::D, In::S(DOWN)],
+                PortOp {
+                    delete: true,
+                    set: Some(DOWN),
+                },
+            ),
+            (
+                vec![In::D, In::D],
+                PortOp {
+                    delete: true,
+                    set: None,
+                },
+            ),
+        ];
+        for (inputs, want) in table {
+            let mut b = Batch::default();
+            for i in inputs {
+                match i {
+                    In::S(s) => b.set("Ethernet0", s),
+                    In::D => b.delete("Ethernet0"),
+                }
+            }
+            assert_eq!(b.iter().collect::<Vec<_>>(), vec![("Ethernet0", want)]);
+        }
+    }
+
+    #[test]
+    fn failed_batch_goes_under_newer_events() {
+        let mut old = Batch::default();
+        old.set("Ethernet0", UP);
+        old.set("Ethernet4", UP);
+        let mut new = Batch::default();
+        new.delete("Ethernet4");
+        new.set("Ethernet8", DOWN);
+        new.merge_older(old);
+        let got: Vec<_> = new.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "Ethernet0",
+                    PortOp {
+                        delete: false,
+                        set: Some(UP)
+                    }
+                ),
+                (
+                    "Ethernet4",
+                    PortOp {
+                        delete: true,
+                        set: None
+                    }
+                ),
+                (
+                    "Ethernet8",
+                    PortOp {
+                        delete: false,
+                        set: Some(DOWN)
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_gates_sets_but_not_deletes() {
+        let mut b = Batch::default();
+        b.set("Ethernet0", UP);
+        b.delete("Ethernet96");
+        b.set("Ethernet4", DOWN);
+        b.delete("Ethernet8");
+        b.set("Ethernet8", UP);
+        let w = plan(&b, |n| n != "Ethernet4");
+        assert_eq!(
+            w,
+            vec![
+                StateWrite::Set("Ethernet0".into(), UP),
+                StateWrite::Del("Ethernet96".into()),
+                StateWrite::Del("Ethernet8".into()),
+                StateWrite::Set("Ethernet8".into(), UP),
+            ]
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! The loop's own counters (no global registry): what happened since start. The loop logs a
+//! summary at shutdown; later the metrics endpoint and the health check read the same struct.
+
+/// Plain counters, owned and updated by the event loop.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// Link messages decoded (dump replies and events).
+    pub link_messages: u64,
+    /// Messages acted on (folded into a batch).
+    pub accepted: u64,
+    /// Messages ignored: name filter, team kind, DELLINK with master, stale ifindex.
+    pub ignored_name: u64,
+    pub ignored_team: u64,
+    pub ignored_master_del: u64,
+    pub ignored_old: u64,
+    /// Datagrams or messages that could not be decoded.
+    pub malformed: u64,
+    /// ENOBUFS reports from the kernel.
+    pub overruns: u64,
+    /// Completed resyncs after an overflow or a Redis outage (not the start-up dump).
+    pub resyncs: u64,
+    /// Extra dumps because messages were lost during a resync dump.
+    pub redumps: u64,
+    /// Ports whose row a resync changed (state differed from what we had mirrored, or vanished).
+    pub resync_corrected: u64,
+    /// Flushes sent, and how many failed (each failure is retried).
+    pub flushes: u64,
+    pub flush_errors: u64,
+    /// STATE_DB rows written / deleted, and sets dropped because APPL_DB had no row.
+    pub state_sets: u64,
+    pub state_dels: u64,
+    pub gate_misses: u64,
+}

@@ -1,0 +1,337 @@
+//! The one place that knows netlink-packet-route: the NETLINK_ROUTE link socket (subscribe to
+//! RTNLGRP_LINK, then dump, so no change falls in the gap), datagram decoding into our own
+//! `NetlinkInput`, overflow detection, and the two one-shot requests start-up needs (list the
+//! existing links, bring a stale netdev admin-down through RTM_SETLINK — never a shell).
+
+use crate::event::{LinkEvent, LinkOp, NetlinkInput};
+use crate::sys;
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::io;
+use std::os::fd::AsFd;
+use tokio::io::unix::AsyncFd;
+
+/// RTNLGRP_LINK multicast group number.
+const RTNLGRP_LINK: u32 = 1;
+/// Largest datagram we expect; the kernel caps dump datagrams well below this.
+const RECV_BUF: usize = 64 * 1024;
+
+/// The daemon's link socket: events and dump replies arrive on it in kernel order.
+pub struct LinkSocket {
+    fd: AsyncFd<Socket>,
+    buf: Vec<u8>,
+    dump_seq: u32,
+}
+
+impl LinkSocket {
+    /// Open, size the receive buffer and join RTNLGRP_LINK. Returns the socket and the
+    /// receive-buffer size the kernel reports.
+    pub fn open(rcvbuf: usize) -> io::Result<(Self, usize)> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind(&SocketAddr::new(0, 0))?;
+        sock.add_membership(RTNLGRP_LINK)?;
+        sock.set_non_blocking(true)?;
+        let got = sys::set_rcvbuf(sock.as_fd(), rcvbuf)?;
+        Ok((
+            LinkSocket {
+                fd: sys::register_async(sock)?,
+                buf: vec![0; RECV_BUF],
+                dump_seq: 0,
+            },
+            got,
+        ))
+    }
+
+    /// Ask for a full RTM_GETLINK dump; the replies arrive between the events.
+    pub fn request_dump(&mut self) -> io::Result<()> {
+        self.dump_seq = self.dump_seq.wrapping_add(1).max(1);
+        let bytes = dump_request(self.dump_seq);
+        self.fd.get_ref().send(&bytes, 0)?;
+        Ok(())
+    }
+
+    /// The kernel's count of messages dropped on this socket.
+    pub fn drops(&self) -> io::Result<u32> {
+        sys::socket_drops(self.fd.get_ref().as_fd())
+    }
+
+    /// Wait until the socket is readable, then read up to `max_datagrams` datagrams without
+    /// blocking and decode them into `out`. Returns the number of datagrams read. Cancel-safe:
+    /// nothing is consumed before the readiness wait completes.
+    pub async fn read_batch(
+        &mut self,
+        max_datagrams: usize,
+        out: &mut Vec<NetlinkInput>,
+    ) -> io::Result<usize> {
+        let LinkSocket { fd, buf, .. } = self;
+        let mut guard = fd.readable().await?;
+        let mut n = 0;
+        while n < max_datagrams {
+            match guard.try_io(|s| s.get_ref().recv(&mut &mut buf[..], 0)) {
+                Ok(Ok(len)) => {
+                    n += 1;
+                    decode_datagram(&buf[..len.min(buf.len())], out);
+                }
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    n += 1;
+                    out.push(NetlinkInput::Overrun);
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => break,
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn dump_request(seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+    );
+    msg.finalize();
+    let mut bytes = vec![0; msg.buffer_len()];
+    msg.serialize(&mut bytes);
+    bytes
+}
+
+/// Walk every netlink message in one datagram.
+pub fn decode_datagram(mut data: &[u8], out: &mut Vec<NetlinkInput>) {
+    while !data.is_empty() {
+        let len = match NetlinkBuffer::new_checked(data) {
+            Ok(b) => b.length() as usize,
+            Err(e) => {
+                out.push(NetlinkInput::Malformed(format!("bad netlink header: {e}")));
+                return;
+            }
+        };
+        if len < 16 || len > data.len() {
+            out.push(NetlinkInput::Malformed(format!(
+                "netlink length {len} out of range"
+            )));
+            return;
+        }
+        out.extend(decode_message(&data[..len]));
+        let step = (len + 3) & !3;
+        data = data.get(step..).unwrap_or(&[]);
+    }
+}
+
+fn decode_message(bytes: &[u8]) -> Option<NetlinkInput> {
+    let msg = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
+        Ok(m) => m,
+        Err(e) => return Some(NetlinkInput::Malformed(e.to_string())),
+    };
+    let interrupted = msg.header.flags & NLM_F_DUMP_INTR != 0;
+    let dumped = msg.header.sequence_number != 0;
+    match msg.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => Some(NetlinkInput::Link {
+            ev: link_event(LinkOp::New, m),
+            dumped,
+        }),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) => Some(NetlinkInput::Link {
+            ev: link_event(LinkOp::Del, m),
+            dumped,
+        }),
+        NetlinkPayload::Done(_) => Some(NetlinkInput::DumpDone { interrupted }),
+        NetlinkPayload::Overrun(_) => Some(NetlinkInput::Overrun),
+        NetlinkPayload::Error(e) => e
+            .code
+            .map(|c| NetlinkInput::Malformed(format!("netlink error message {c}"))),
+        _ => None,
+    }
+}
+
+fn link_event(op: LinkOp, m: LinkMessage) -> LinkEvent {
+    let mut ev = LinkEvent {
+        op,
+        ifindex: m.header.index,
+        name: String::new(),
+        flags: m.header.flags.bits(),
+        mtu: 0,
+        master: 0,
+        kind: None,
+        mac: String::new(),
+    };
+    for attr in m.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => ev.name = n,
+            LinkAttribute::Mtu(v) => ev.mtu = v,
+            LinkAttribute::Controller(v) => ev.master = v,
+            LinkAttribute::Address(a) => ev.mac = format_mac(&a),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(k) = info {
+                        ev.kind = Some(kind_name(&k));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    ev
+}
+
+fn kind_name(k: &InfoKind) -> String {
+    k.to_string()
+}
+
+fn format_mac(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A blocking request socket for the start-up one-shots.
+fn request_socket() -> io::Result<Socket> {
+    let mut sock = Socket::new(NETLINK_ROUTE)?;
+    sock.bind_auto()?;
+    sock.connect(&SocketAddr::new(0, 0))?;
+    Ok(sock)
+}
+
+/// Every link the kernel has now, as `(ifindex, name)`, in kernel order (like `if_nameindex`).
+pub fn list_links() -> io::Result<Vec<(u32, String)>> {
+    let sock = request_socket()?;
+    sock.send(&dump_request(1), 0)?;
+    let mut links = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let (data, _) = sock.recv_from_full()?;
+        decode_datagram(&data, &mut out);
+        for input in out.drain(..) {
+            match input {
+                NetlinkInput::Link { ev, .. } if ev.op == LinkOp::New => {
+                    links.push((ev.ifindex, ev.name))
+                }
+                NetlinkInput::DumpDone { interrupted: false } => return Ok(links),
+                NetlinkInput::DumpDone { interrupted: true } => return list_links(),
+                NetlinkInput::Malformed(m) => return Err(io::Error::other(m)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Clear IFF_UP on one link by ifindex (RTM_SETLINK with change mask IFF_UP) and wait for the
+/// kernel's acknowledgement. The name never reaches a shell.
+pub fn set_admin_down(ifindex: u32) -> io::Result<()> {
+    let sock = request_socket()?;
+    let mut link = LinkMessage::default();
+    link.header.index = ifindex;
+    link.header.flags = LinkFlags::empty();
+    link.header.change_mask = LinkFlags::Up;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.sequence_number = 1;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::SetLink(link)),
+    );
+    msg.finalize();
+    let mut bytes = vec![0; msg.buffer_len()];
+    msg.serialize(&mut bytes);
+    sock.send(&bytes, 0)?;
+    let (data, _) = sock.recv_from_full()?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) => match e.code {
+            None => Ok(()),
+            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+        },
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(msgs: Vec<NetlinkMessage<RouteNetlinkMessage>>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for mut m in msgs {
+            m.finalize();
+            let mut b = vec![0; m.buffer_len()];
+            m.serialize(&mut b);
+            out.extend_from_slice(&b);
+            while out.len() % 4 != 0 {
+                out.push(0);
+            }
+        }
+        out
+    }
+
+    fn newlink(
+        index: u32,
+        name: &str,
+        flags: LinkFlags,
+        mtu: u32,
+    ) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        link.header.flags = flags;
+        link.attributes = vec![
+            LinkAttribute::IfName(name.into()),
+            LinkAttribute::Mtu(mtu),
+            LinkAttribute::Address(vec![0xfa, 0x95, 0x1d, 0x2c, 0xd7, 0x4e]),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Team)]),
+        ];
+        NetlinkMessage::from(RouteNetlinkMessage::NewLink(link))
+    }
+
+    #[test]
+    fn walks_every_message_in_a_datagram() {
+        let bytes = datagram(vec![
+            newlink(10, "Ethernet0", LinkFlags::Up | LinkFlags::Running, 9100),
+            newlink(11, "Ethernet4", LinkFlags::Up, 1500),
+        ]);
+        let mut out = Vec::new();
+        decode_datagram(&bytes, &mut out);
+        assert_eq!(out.len(), 2);
+        let NetlinkInput::Link { ev, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (ev.ifindex, ev.name.as_str(), ev.mtu),
+            (10, "Ethernet0", 9100)
+        );
+        assert!(ev.admin_up() && ev.oper_up());
+        assert_eq!(ev.mac, "fa:95:1d:2c:d7:4e");
+        assert_eq!(ev.kind.as_deref(), Some("team"));
+        let NetlinkInput::Link { ev, .. } = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert!(ev.admin_up() && !ev.oper_up());
+    }
+
+    #[test]
+    fn truncated_and_garbage_input_is_reported_not_panicked() {
+        let bytes = datagram(vec![newlink(10, "Ethernet0", LinkFlags::Up, 9100)]);
+        for cut in 0..bytes.len() {
+            let mut out = Vec::new();
+            decode_datagram(&bytes[..cut], &mut out);
+            assert!(
+                out.iter().all(|i| matches!(i, NetlinkInput::Malformed(_))),
+                "{cut}: {out:?}"
+            );
+        }
+        let mut out = Vec::new();
+        decode_datagram(&[0xff; 40], &mut out);
+        assert!(matches!(out[0], NetlinkInput::Malformed(_)));
+    }
+}

@@ -1,0 +1,251 @@
+//! SONiC's tables over Redis: one reconnecting connection per database (APPL, CONFIG, STATE),
+//! the ProducerStateTable script (loaded once, EVALSHA, reloaded on NOSCRIPT), and the flush
+//! that turns one loop turn's `Batch` into two pipelines: the APPL_DB gate checks, then the
+//! STATE_DB writes (plus `PortInitDone` when due). Errors are returned to the loop, which keeps
+//! the batch and retries; nothing here gives up on a write.
+
+use crate::batch::{plan, Batch, StateWrite};
+use crate::dbconfig::{DbLocation, SonicDbs};
+use crate::pst::{self, PORT_TABLE};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    RedisResult,
+};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Field/value pairs as Redis returned them (binary-safe).
+pub type Fvs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn conn_info(db: &DbLocation, resp3: bool) -> ConnectionInfo {
+    let mut redis = RedisConnectionInfo::default()
+        .set_db(db.id)
+        .set_skip_set_lib_name();
+    if resp3 {
+        redis = redis.set_protocol(redis::ProtocolVersion::RESP3);
+    }
+    ConnectionAddr::Unix(db.socket.clone())
+        .into_connection_info()
+        .expect("a unix address is always valid")
+        .set_redis_settings(redis)
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_secs(1))
+}
+
+/// Open a reconnecting connection to one database (SELECTs its id on every connect).
+pub async fn connect(db: &DbLocation, timeout: Duration) -> RedisResult<ConnectionManager> {
+    let client = redis::Client::open(conn_info(db, false))?;
+    ConnectionManager::new_with_config(client, manager_config(timeout)).await
+}
+
+/// A RESP3 connection whose pushes (keyspace notifications) go to `tx`, resubscribed after
+/// reconnects.
+pub async fn connect_push(
+    db: &DbLocation,
+    timeout: Duration,
+    tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+) -> RedisResult<ConnectionManager> {
+    let client = redis::Client::open(conn_info(db, true))?;
+    let cfg = manager_config(timeout)
+        .set_push_sender(tx)
+        .set_automatic_resubscription();
+    ConnectionManager::new_with_config(client, cfg).await
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub dbs: SonicDbs,
+    pub appl: ConnectionManager,
+    pub config: ConnectionManager,
+    pub state: ConnectionManager,
+    set_sha: String,
+}
+
+impl Store {
+    pub async fn connect(dbs: SonicDbs, timeout: Duration) -> RedisResult<Store> {
+        let appl = connect(&dbs.appl, timeout).await?;
+        let config = connect(&dbs.config, timeout).await?;
+        let state = connect(&dbs.state, timeout).await?;
+        Ok(Store {
+            dbs,
+            appl,
+            config,
+            state,
+            set_sha: String::new(),
+        })
+    }
+
+    pub async fn load_scripts(&mut self) -> RedisResult<()> {
+        self.set_sha = pst::load_cmd().query_async(&mut self.appl).await?;
+        Ok(())
+    }
+
+    /// `HGET` on CONFIG_DB (`config == true`) or STATE_DB.
+    pub async fn hget(
+        &mut self,
+        config: bool,
+        key: &str,
+        field: &str,
+    ) -> RedisResult<Option<String>> {
+        let con = if config {
+            &mut self.config
+        } else {
+            &mut self.state
+        };
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(con)
+            .await
+    }
+
+    /// Multi-field `HSET` on CONFIG_DB or STATE_DB.
+    pub async fn hset(&mut self, config: bool, key: &str, fvs: &[(&str, &str)]) -> RedisResult<()> {
+        let con = if config {
+            &mut self.config
+        } else {
+            &mut self.state
+        };
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key);
+        for (f, v) in fvs {
+            cmd.arg(*f).arg(*v);
+        }
+        cmd.query_async::<i64>(con).await.map(drop)
+    }
+
+    /// CONFIG_DB `PORT|*`: names in KEYS order, each with its fields in HGETALL order.
+    pub async fn config_ports(&mut self) -> RedisResult<Vec<(String, Fvs)>> {
+        let prefix = self.dbs.config.key("PORT", "");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut self.config)
+            .await?;
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("HGETALL").arg(k);
+        }
+        let all: Vec<Fvs> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.config).await?
+        };
+        Ok(keys
+            .into_iter()
+            .zip(all)
+            .map(|(k, fvs)| (k[prefix.len()..].to_owned(), fvs))
+            .collect())
+    }
+
+    /// ProducerStateTable sets into APPL_DB `PORT_TABLE`, in order, as one pipeline.
+    pub async fn producer_sets(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let result = self.producer_pipe(sets).await;
+        match result {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.load_scripts().await?;
+                self.producer_pipe(sets).await
+            }
+            other => other,
+        }
+    }
+
+    async fn producer_pipe(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (key, fvs) in sets {
+            pipe.add_command(pst::set_cmd(
+                &self.set_sha,
+                &self.dbs.appl,
+                PORT_TABLE,
+                key,
+                fvs,
+            ))
+            .ignore();
+        }
+        pipe.query_async::<()>(&mut self.appl).await
+    }
+
+    /// Which of `ports` have an APPL_DB `PORT_TABLE` row with `admin_status` (cold-start pruning).
+    pub async fn consumed_ports(&mut self, ports: &[String]) -> RedisResult<Vec<bool>> {
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for p in ports {
+            pipe.cmd("HEXISTS")
+                .arg(self.dbs.appl.key(PORT_TABLE, p))
+                .arg("admin_status");
+        }
+        pipe.query_async(&mut self.appl).await
+    }
+
+    /// Send one batch: gate-check the ports it sets (APPL_DB `EXISTS PORT_TABLE:<p>`, at
+    /// flush time, never cached), then its STATE_DB writes, then `PortInitDone` if `init`.
+    /// Returns the ports whose gate passed (they were written).
+    pub async fn flush(&mut self, batch: &Batch, init: bool) -> RedisResult<HashSet<String>> {
+        let gated: Vec<&str> = batch.gated().collect();
+        let mut present = HashSet::new();
+        if !gated.is_empty() {
+            let mut pipe = redis::pipe();
+            for p in &gated {
+                pipe.cmd("EXISTS").arg(self.dbs.appl.key(PORT_TABLE, p));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut self.appl).await?;
+            present.extend(
+                gated
+                    .iter()
+                    .zip(exists)
+                    .filter(|(_, e)| *e)
+                    .map(|(p, _)| p.to_string()),
+            );
+        }
+        let writes = plan(batch, |p| present.contains(p));
+        if !writes.is_empty() {
+            let mut pipe = redis::pipe();
+            for w in &writes {
+                match w {
+                    StateWrite::Del(p) => {
+                        pipe.cmd("DEL")
+                            .arg(self.dbs.state.key(PORT_TABLE, p))
+                            .ignore();
+                    }
+                    StateWrite::Set(p, s) => {
+                        pipe.cmd("HSET")
+                            .arg(self.dbs.state.key(PORT_TABLE, p))
+                            .arg("state")
+                            .arg("ok")
+                            .arg("netdev_oper_status")
+                            .arg(s.oper_str())
+                            .arg("admin_status")
+                            .arg(s.admin_str())
+                            .arg("mtu")
+                            .arg(s.mtu)
+                            .ignore();
+                    }
+                }
+            }
+            pipe.query_async::<()>(&mut self.state).await?;
+        }
+        if init {
+            let fvs = vec![(b"lanes".to_vec(), b"0".to_vec())];
+            self.producer_sets(&[("PortInitDone".to_owned(), fvs)])
+                .await?;
+        }
+        Ok(present)
+    }
+}
+
+/// True for errors that mean "Redis is not reachable right now" rather than a bad request.
+pub fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}

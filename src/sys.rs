@@ -1,0 +1,97 @@
+//! The only module with `unsafe`: two socket options no crate we use exposes.
+//! `SO_RCVBUFFORCE` lets the netlink receive buffer exceed `net.core.rmem_max` (needs
+//! CAP_NET_ADMIN), and `SO_MEMINFO` reads the socket's drop counter, which tells us that
+//! messages were lost even when the kernel did not report ENOBUFS again.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Index of the drop counter in the `SO_MEMINFO` array (`SK_MEMINFO_DROPS`).
+const SK_MEMINFO_DROPS: usize = 8;
+/// Number of u32 entries in the `SO_MEMINFO` array (`SK_MEMINFO_VARS`).
+const SK_MEMINFO_VARS: usize = 9;
+
+fn set_int(fd: BorrowedFd<'_>, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fd` is a live socket borrowed for the call; the option value points at a
+    // c_int that outlives the call and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Set the receive buffer to `bytes`, bypassing `rmem_max` when privileged and falling back to
+/// plain `SO_RCVBUF` otherwise. Returns the size the kernel reports back (twice the request).
+pub fn set_rcvbuf(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    if set_int(fd, libc::SO_RCVBUFFORCE, v).is_err() {
+        set_int(fd, libc::SO_RCVBUF, v)?;
+    }
+    get_rcvbuf(fd)
+}
+
+pub fn get_rcvbuf(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes for the duration of the call and `len`
+    // holds the size of `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(usize::try_from(value).unwrap_or(0))
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The socket's cumulative drop counter (`SO_MEMINFO[SK_MEMINFO_DROPS]`).
+pub fn socket_drops(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = [0u32; SK_MEMINFO_VARS];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is a writable array of `len` bytes that outlives the call; the kernel
+    // writes at most `len` bytes and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < (SK_MEMINFO_DROPS + 1) * 4 {
+        return Err(io::Error::other("SO_MEMINFO reply too short"));
+    }
+    Ok(info[SK_MEMINFO_DROPS])
+}
+
+/// Register a netlink socket with tokio's reactor.
+pub fn register_async(
+    sock: netlink_sys::Socket,
+) -> io::Result<tokio::io::unix::AsyncFd<netlink_sys::Socket>> {
+    // SAFETY: `netlink_sys::Socket` owns its file descriptor: it is open from `Socket::new`
+    // until the socket is dropped (which only happens when the AsyncFd is dropped), and
+    // `as_raw_fd` always returns that same descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(|e| e.into_parts().1)
+}
