@@ -194,7 +194,8 @@ mod tests {
             master: 40,
             ..ev(LinkOp::New, 13, "Ethernet12", 0x11043)
         };
-        let table: Vec<(LinkEvent, Verdict, Vec<(&str, PortOp)>)> = vec![
+        type Row = (LinkEvent, Verdict, Vec<(&'static str, PortOp)>);
+        let table: Vec<Row> = vec![
             (
                 ev(LinkOp::New, 2, "eth0", 0x11043),
                 Verdict::Filtered,
