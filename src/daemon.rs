@@ -1,18 +1,18 @@
-//! The event loop: one `select!` over the netlink socket, the in-flight Redis flush, the retry
-//! timer, the log-level subscription and signals. Each turn reads a bounded number of
-//! datagrams, runs every message through the port state machine into one `Batch`, and — when
-//! no flush is in flight — sends the batch as pipelines. Redis errors never leave the loop:
-//! the batch goes back under newer events and is retried with capped, jittered backoff, then a
-//! fresh dump reconciles anything Redis may have lost. Shutdown is an input like any other.
+//! The event loop: one `select!` over signals, the log-level subscription, the in-flight Redis
+//! flush, the retry timer and the netlink socket. Each turn reads a bounded number of
+//! datagrams and runs every message through the port state machine into the outbox; whenever
+//! no flush is in flight the outbox's batch goes out as pipelines. Redis errors never leave
+//! the loop: the batch is retried with capped, jittered backoff, then a fresh dump reconciles
+//! whatever Redis may have lost. Shutdown is an input like any other.
 
-use crate::batch::Batch;
 use crate::config::Settings;
 use crate::counters::Counters;
 use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
-use crate::event::{LinkOp, NetlinkInput};
+use crate::event::{LinkEvent, LinkOp, NetlinkInput};
 use crate::logging::LogControl;
 use crate::netlink::LinkSocket;
+use crate::outbox::{Backoff, Flush, Outbox};
 use crate::port::{PortSync, Verdict};
 use crate::resync::{Resync, Step};
 use crate::startup::{self, Started};
@@ -22,15 +22,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-type FlushResult = (Batch, bool, redis::RedisResult<HashSet<String>>);
-type Inflight = Pin<Box<dyn Future<Output = FlushResult>>>;
-
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+type FlushDone = (Flush, redis::RedisResult<HashSet<String>>);
+type Inflight = Pin<Box<dyn Future<Output = FlushDone>>>;
 
 /// Build the runtime and run the daemon until SIGTERM/SIGINT.
 pub fn run(settings: Settings, config_file: Option<PathBuf>) -> Result<()> {
@@ -41,10 +38,10 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>) -> Result<()> {
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
     rt.block_on(async move {
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
-        let mut int =
-            signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+        let sig = |k: SignalKind, what: &str| signal(k).map_err(|e| Error::io(format!("{what} handler"), e));
+        let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+        let hup = sig(SignalKind::hangup(), "SIGHUP")?;
         let started = tokio::select! {
             s = async {
                 let store = startup::connect_store(&dbs, settings.redis_timeout).await;
@@ -53,8 +50,7 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>) -> Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         };
-        let mut lp = Loop::new(started, settings, config_file, log);
-        lp.run(&mut term, &mut int).await
+        Loop::new(started, settings, config_file, log).run(term, int, hup).await
     })
 }
 
@@ -63,13 +59,11 @@ struct Loop {
     sock: LinkSocket,
     sync: PortSync,
     resync: Resync,
-    /// Whether the current resync should count (false for the start-up dump).
+    /// Whether the running resync counts (false for the start-up dump).
     resync_counts: bool,
-    pending: Batch,
-    pending_init: bool,
+    outbox: Outbox,
     retry_at: Option<Instant>,
-    backoff: Duration,
-    reconcile: bool,
+    backoff: Backoff,
     counters: Counters,
     settings: Settings,
     config_file: Option<PathBuf>,
@@ -78,9 +72,9 @@ struct Loop {
 
 impl Loop {
     fn new(s: Started, settings: Settings, config_file: Option<PathBuf>, log: LogControl) -> Loop {
+        // The start-up dump is already on its way: track it like a resync, so losses during
+        // it are caught, but do not count it as one.
         let mut resync = Resync::default();
-        // The start-up dump is already on its way: track it like a resync so losses during it
-        // are caught, but do not count it.
         resync.request(s.sock.drops().unwrap_or(0));
         Loop {
             store: s.store,
@@ -88,11 +82,9 @@ impl Loop {
             sync: s.sync,
             resync,
             resync_counts: false,
-            pending: Batch::default(),
-            pending_init: false,
+            outbox: Outbox::default(),
             retry_at: None,
-            backoff: BACKOFF_MIN,
-            reconcile: false,
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
             counters: Counters::default(),
             settings,
             config_file,
@@ -100,19 +92,14 @@ impl Loop {
         }
     }
 
-    async fn run(
-        &mut self,
-        term: &mut tokio::signal::unix::Signal,
-        int: &mut tokio::signal::unix::Signal,
-    ) -> Result<()> {
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
+    async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
         let _logger_sub = self.subscribe_logger(log_tx).await;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         loop {
             if inflight.is_none() && self.retry_at.is_none() {
-                inflight = self.launch_flush();
+                inflight = self.launch();
             }
             let retry_at = self.retry_at;
             tokio::select! {
@@ -121,22 +108,20 @@ impl Loop {
                 _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => self.reload(),
                 Some(push) = log_rx.recv() => self.on_logger_change(push).await,
-                done = async { inflight.as_mut().expect("guarded").await }, if inflight.is_some() => {
+                done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
                     inflight = None;
                     self.on_flushed(done);
                 }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                     self.retry_at = None;
                 }
-                r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => {
-                    match r {
-                        Ok(_) => self.on_inputs(&mut inputs),
-                        Err(e) => {
-                            error!("netlink reports an error={} on reading a netlink socket", e.raw_os_error().unwrap_or(0));
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
+                r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
+                    Ok(_) => self.on_inputs(&mut inputs),
+                    Err(e) => {
+                        error!("netlink reports an error={} on reading a netlink socket", e.raw_os_error().unwrap_or(0));
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                }
+                },
             }
         }
         self.shutdown(inflight).await
@@ -148,19 +133,19 @@ impl Loop {
         tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
     ) -> Option<redis::aio::ConnectionManager> {
         let db = self.store.dbs.config.clone();
-        let mut con = match store::connect_push(&db, self.settings.redis_timeout, tx).await {
-            Ok(c) => c,
+        let pattern = format!("__keyspace@{}__:{}", db.id, db.key("LOGGER", "portsyncd"));
+        let sub = async {
+            let mut con = store::connect_push(&db, self.settings.redis_timeout, tx).await?;
+            con.psubscribe(&pattern).await?;
+            Ok::<_, redis::RedisError>(con)
+        };
+        match sub.await {
+            Ok(con) => Some(con),
             Err(e) => {
                 warn!("live log level changes disabled: {e}");
-                return None;
+                None
             }
-        };
-        let pattern = format!("__keyspace@{}__:{}", db.id, db.key("LOGGER", "portsyncd"));
-        if let Err(e) = con.psubscribe(&pattern).await {
-            warn!("live log level changes disabled: {e}");
-            return None;
         }
-        Some(con)
     }
 
     async fn on_logger_change(&mut self, push: redis::PushInfo) {
@@ -223,17 +208,13 @@ impl Loop {
         self.check_init();
     }
 
-    fn on_link(&mut self, ev: &crate::event::LinkEvent) {
-        let verdict = self.sync.on_link(ev, &mut self.pending);
+    fn on_link(&mut self, ev: &LinkEvent) {
+        let verdict = self.sync.on_link(ev, self.outbox.pending_mut());
         if verdict == Verdict::Filtered {
             self.counters.ignored_name += 1;
             return;
         }
-        let kind = ev
-            .kind
-            .as_deref()
-            .map(|k| format!(" type:{k}"))
-            .unwrap_or_default();
+        let kind = ev.kind.as_deref().map(|k| format!(" type:{k}")).unwrap_or_default();
         info!(
             "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
             ev.op.number(),
@@ -251,20 +232,12 @@ impl Loop {
             Verdict::DelWithMaster => self.counters.ignored_master_del += 1,
             Verdict::OldInterface => {
                 self.counters.ignored_old += 1;
-                debug!(
-                    "nlmsg type:{} Ignoring message for old interface {}({})",
-                    ev.op.number(),
-                    ev.name,
-                    ev.ifindex
-                );
+                debug!("nlmsg type:{} Ignoring message for old interface {}({})", ev.op.number(), ev.name, ev.ifindex);
             }
             Verdict::Accepted { renamed_from } => {
                 self.counters.accepted += 1;
                 if let Some(old) = renamed_from {
-                    info!(
-                        "{old} renamed to {} (ifindex {}), removing its state db row",
-                        ev.name, ev.ifindex
-                    );
+                    info!("{old} renamed to {} (ifindex {}): removing {old} from state db", ev.name, ev.ifindex);
                 }
             }
         }
@@ -295,51 +268,45 @@ impl Loop {
             Step::Finished { vanished } => {
                 for ifindex in &vanished {
                     if let Some(name) = self.sync.vanish(*ifindex) {
-                        self.pending.delete(&name);
+                        self.outbox.pending_mut().delete(&name);
                     }
                 }
-                if self.resync_counts {
+                if std::mem::take(&mut self.resync_counts) {
                     self.counters.resyncs += 1;
                     self.counters.resync_corrected += vanished.len() as u64;
                     warn!(
-                        "resync #{} complete: {} port(s) corrected ({} vanished)",
+                        "resync #{} complete: {} port update(s) corrected so far, {} vanished port(s) this time",
                         self.counters.resyncs,
                         self.counters.resync_corrected,
                         vanished.len()
                     );
                 }
-                self.resync_counts = false;
             }
         }
     }
 
-    /// PortInitDone is checked after every netlink batch and every completed flush; it goes
-    /// out in a flush of its own, after the write that emptied the awaited set.
+    /// Checked after every netlink batch and every completed flush. PortInitDone goes out
+    /// after the write that emptied the awaited set has landed, behind any writes pending.
     fn check_init(&mut self) {
-        if self.sync.init_due() && !self.pending_init {
-            self.pending_init = true;
+        if self.sync.init_due() && !self.outbox.init_queued() && !self.outbox.inflight() {
+            self.outbox.want_init();
         }
     }
 
-    /// Send everything pending as one flush (STATE_DB writes, then PortInitDone if due).
-    fn launch_flush(&mut self) -> Option<Inflight> {
-        if self.pending.is_empty() && !self.pending_init {
-            return None;
-        }
-        let batch = std::mem::take(&mut self.pending);
-        let init = std::mem::take(&mut self.pending_init);
+    fn launch(&mut self) -> Option<Inflight> {
+        let flush = self.outbox.take()?;
         self.counters.flushes += 1;
         let mut store = self.store.clone();
         Some(Box::pin(async move {
-            let r = store.flush(&batch, init).await;
-            (batch, init, r)
+            let r = store.flush(&flush.batch, flush.init).await;
+            (flush, r)
         }))
     }
 
-    fn on_flushed(&mut self, (batch, init, result): FlushResult) {
+    fn on_flushed(&mut self, (flush, result): FlushDone) {
         match result {
             Ok(present) => {
-                for (name, op) in batch.iter() {
+                for (name, op) in flush.batch.iter() {
                     if op.delete {
                         self.counters.state_dels += 1;
                         info!("Delete {name}(ok) from state db");
@@ -355,76 +322,72 @@ impl Loop {
                         }
                     }
                 }
-                if init {
+                if flush.init {
                     self.sync.mark_init_sent();
                     info!("PortInitDone");
                 }
-                self.backoff = BACKOFF_MIN;
-                if self.reconcile {
-                    self.reconcile = false;
-                    info!("redis is back: re-dumping links to reconcile STATE_DB");
+                self.backoff.reset();
+                if self.outbox.succeeded() {
+                    info!("redis is reachable again: re-dumping links to reconcile STATE_DB");
                     self.start_resync();
                 }
                 self.check_init();
             }
             Err(e) => {
                 self.counters.flush_errors += 1;
-                if self.counters.flush_errors == 1 || !self.reconcile {
-                    warn!(
-                        "redis write failed ({e}); keeping {} port update(s) and retrying",
-                        batch.len()
-                    );
-                }
-                self.pending.merge_older(batch);
-                if init {
-                    self.pending_init = true;
-                }
-                self.reconcile = true;
-                let jitter = Duration::from_micros(
-                    u64::from(std::process::id() ^ self.counters.flush_errors as u32) % 50_000,
-                );
-                self.retry_at = Some(Instant::now() + self.backoff + jitter);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                warn!("redis write failed ({e}); keeping {} port update(s) to retry", flush.batch.len());
+                self.outbox.failed(flush);
+                let delay = self.backoff.next(u64::from(std::process::id()) ^ self.counters.flush_errors);
+                self.retry_at = Some(Instant::now() + delay);
             }
         }
     }
 
     /// Stop reading netlink; flush what is pending within the configured time.
-    async fn shutdown(&mut self, mut inflight: Option<Inflight>) -> Result<()> {
+    async fn shutdown(mut self, mut inflight: Option<Inflight>) -> Result<()> {
         let limit = self.settings.shutdown_flush;
         let deadline = Instant::now() + limit;
         let mut last_err = String::from("timed out");
         loop {
             if inflight.is_none() {
-                inflight = self.launch_flush();
+                inflight = self.launch();
             }
             let Some(f) = inflight.take() else { break };
             match tokio::time::timeout_at(deadline, f).await {
                 Ok(done) => {
-                    if let (_, _, Err(e)) = &done {
+                    if let (_, Err(e)) = &done {
                         last_err = e.to_string();
-                        tokio::time::sleep(BACKOFF_MIN).await;
                     }
+                    let failed = done.1.is_err();
                     self.on_flushed(done);
-                    self.retry_at = None;
+                    if failed {
+                        let wait = self.retry_at.take().map(|t| t.min(deadline)).unwrap_or(deadline);
+                        tokio::time::sleep_until(wait).await;
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                    }
                 }
                 Err(_) => {
-                    // The timed-out flush's batch is gone with its future; count it as lost.
-                    self.counters.flush_errors += 1;
-                    return Err(self.flush_error(limit, last_err, 1));
+                    // The timed-out flush's batch went with its future: count it as unsent.
+                    info!("counters at exit: {:?}", self.counters);
+                    return Err(Error::Flush {
+                        pending: self.outbox.pending_len() + 1,
+                        secs: limit.as_secs_f64(),
+                        reason: last_err,
+                    });
                 }
             }
         }
         info!("counters at exit: {:?}", self.counters);
-        Ok(())
-    }
-
-    fn flush_error(&self, limit: Duration, reason: String, extra: usize) -> Error {
-        info!("counters at exit: {:?}", self.counters);
-        Error::Flush {
-            pending: self.pending.len() + extra,
-            secs: limit.as_secs_f64(),
-            reason,
+        if self.outbox.idle() {
+            Ok(())
+        } else {
+            Err(Error::Flush {
+                pending: self.outbox.pending_len().max(1),
+                secs: limit.as_secs_f64(),
+                reason: last_err,
+            })
         }
     }
 }

@@ -1,0 +1,152 @@
+//! What still has to reach Redis (pure). Link messages fold into the pending `Batch`; at most
+//! one flush is in flight; a failed flush goes back *under* whatever arrived since (so the
+//! latest state per port wins and per-port DEL/SET order holds), and marks that Redis may have
+//! lost writes, which the loop answers with a resync once a flush succeeds again. The pending
+//! map is keyed by port, so it is bounded by the number of ports whatever Redis does.
+
+use crate::batch::Batch;
+use std::time::Duration;
+
+/// One flush: the STATE_DB writes of a batch, then `PortInitDone` if `init`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flush {
+    pub batch: Batch,
+    pub init: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pending: Batch,
+    init: bool,
+    inflight: bool,
+    reconcile: bool,
+}
+
+impl Outbox {
+    /// Where the loop folds new link messages.
+    pub fn pending_mut(&mut self) -> &mut Batch {
+        &mut self.pending
+    }
+
+    /// Ports waiting to be sent (not counting the flush in flight).
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn inflight(&self) -> bool {
+        self.inflight
+    }
+
+    /// Nothing pending and nothing in flight.
+    pub fn idle(&self) -> bool {
+        !self.inflight && self.pending.is_empty() && !self.init
+    }
+
+    /// Queue `PortInitDone` (sent after everything pending with it).
+    pub fn want_init(&mut self) {
+        self.init = true;
+    }
+
+    pub fn init_queued(&self) -> bool {
+        self.init
+    }
+
+    /// Start a flush if none is in flight and there is work.
+    pub fn take(&mut self) -> Option<Flush> {
+        if self.inflight || (self.pending.is_empty() && !self.init) {
+            return None;
+        }
+        self.inflight = true;
+        Some(Flush {
+            batch: std::mem::take(&mut self.pending),
+            init: std::mem::take(&mut self.init),
+        })
+    }
+
+    /// The flush landed. Returns true when an earlier failure means a resync is due now.
+    pub fn succeeded(&mut self) -> bool {
+        self.inflight = false;
+        std::mem::take(&mut self.reconcile)
+    }
+
+    /// The flush failed (possibly after some writes landed): keep it for a retry.
+    pub fn failed(&mut self, flush: Flush) {
+        self.inflight = false;
+        self.pending.merge_older(flush.batch);
+        self.init |= flush.init;
+        self.reconcile = true;
+    }
+}
+
+/// Capped exponential backoff with jitter, for retrying Redis.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    cur: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { min, max, cur: min }
+    }
+
+    /// The next delay; `entropy` spreads retries of several daemons (any varying number).
+    pub fn next(&mut self, entropy: u64) -> Duration {
+        let base = self.cur;
+        self.cur = (self.cur * 2).min(self.max);
+        let jitter_us = (base.as_micros() as u64 / 4).max(1);
+        base + Duration::from_micros(entropy % jitter_us)
+    }
+
+    pub fn reset(&mut self) {
+        self.cur = self.min;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::PortState;
+
+    const UP: PortState = PortState { oper_up: true, admin_up: true, mtu: 9100 };
+
+    #[test]
+    fn one_flush_in_flight_and_failures_come_back() {
+        let mut o = Outbox::default();
+        assert!(o.take().is_none());
+        o.pending_mut().set("Ethernet0", UP);
+        let f = o.take().unwrap();
+        assert!(o.take().is_none(), "only one in flight");
+        o.pending_mut().delete("Ethernet0");
+        o.failed(f);
+        let f = o.take().unwrap();
+        assert_eq!(f.batch.iter().next().unwrap().1.set, None, "the newer delete wins");
+        assert!(o.succeeded(), "a failure earlier asks for a resync");
+        assert!(o.idle());
+    }
+
+    #[test]
+    fn init_rides_after_pending_writes() {
+        let mut o = Outbox::default();
+        o.want_init();
+        let f = o.take().unwrap();
+        assert!(f.init && f.batch.is_empty());
+        o.failed(f);
+        assert!(o.init_queued());
+        assert!(o.take().unwrap().init);
+        assert!(o.succeeded());
+        assert!(o.idle());
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(50), Duration::from_millis(300));
+        let d: Vec<u128> = (0..5).map(|_| b.next(0).as_millis()).collect();
+        assert_eq!(d, [50, 100, 200, 300, 300]);
+        let j = b.next(7_000);
+        assert!(j >= Duration::from_millis(300) && j < Duration::from_millis(375), "{j:?}");
+        b.reset();
+        assert_eq!(b.next(0), Duration::from_millis(50));
+    }
+}
