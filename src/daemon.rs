@@ -38,7 +38,9 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>) -> Result<()> {
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
     rt.block_on(async move {
-        let sig = |k: SignalKind, what: &str| signal(k).map_err(|e| Error::io(format!("{what} handler"), e));
+        let sig = |k: SignalKind, what: &str| {
+            signal(k).map_err(|e| Error::io(format!("{what} handler"), e))
+        };
         let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
         let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
         let hup = sig(SignalKind::hangup(), "SIGHUP")?;
@@ -50,7 +52,9 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>) -> Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         };
-        Loop::new(started, settings, config_file, log).run(term, int, hup).await
+        Loop::new(started, settings, config_file, log)
+            .run(term, int, hup)
+            .await
     })
 }
 
@@ -214,7 +218,11 @@ impl Loop {
             self.counters.ignored_name += 1;
             return;
         }
-        let kind = ev.kind.as_deref().map(|k| format!(" type:{k}")).unwrap_or_default();
+        let kind = ev
+            .kind
+            .as_deref()
+            .map(|k| format!(" type:{k}"))
+            .unwrap_or_default();
         info!(
             "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
             ev.op.number(),
@@ -232,12 +240,20 @@ impl Loop {
             Verdict::DelWithMaster => self.counters.ignored_master_del += 1,
             Verdict::OldInterface => {
                 self.counters.ignored_old += 1;
-                debug!("nlmsg type:{} Ignoring message for old interface {}({})", ev.op.number(), ev.name, ev.ifindex);
+                debug!(
+                    "nlmsg type:{} Ignoring message for old interface {}({})",
+                    ev.op.number(),
+                    ev.name,
+                    ev.ifindex
+                );
             }
             Verdict::Accepted { renamed_from } => {
                 self.counters.accepted += 1;
                 if let Some(old) = renamed_from {
-                    info!("{old} renamed to {} (ifindex {}): removing {old} from state db", ev.name, ev.ifindex);
+                    info!(
+                        "{old} renamed to {} (ifindex {}): removing {old} from state db",
+                        ev.name, ev.ifindex
+                    );
                 }
             }
         }
@@ -255,7 +271,7 @@ impl Loop {
 
     fn on_dump_done(&mut self, interrupted: bool) {
         let drops = self.sock.drops().unwrap_or(0);
-        let known: Vec<u32> = self.sync.known().keys().copied().collect();
+        let known: Vec<u32> = self.sync.known().collect();
         match self.resync.on_done(drops, interrupted, known.into_iter()) {
             Step::Idle => {}
             Step::DumpAgain => {
@@ -335,9 +351,14 @@ impl Loop {
             }
             Err(e) => {
                 self.counters.flush_errors += 1;
-                warn!("redis write failed ({e}); keeping {} port update(s) to retry", flush.batch.len());
+                warn!(
+                    "redis write failed ({e}); keeping {} port update(s) to retry",
+                    flush.batch.len()
+                );
                 self.outbox.failed(flush);
-                let delay = self.backoff.next(u64::from(std::process::id()) ^ self.counters.flush_errors);
+                let delay = self
+                    .backoff
+                    .next(u64::from(std::process::id()) ^ self.counters.flush_errors);
                 self.retry_at = Some(Instant::now() + delay);
             }
         }
@@ -361,7 +382,11 @@ impl Loop {
                     let failed = done.1.is_err();
                     self.on_flushed(done);
                     if failed {
-                        let wait = self.retry_at.take().map(|t| t.min(deadline)).unwrap_or(deadline);
+                        let wait = self
+                            .retry_at
+                            .take()
+                            .map(|t| t.min(deadline))
+                            .unwrap_or(deadline);
                         tokio::time::sleep_until(wait).await;
                         if Instant::now() >= deadline {
                             break;

@@ -109,7 +109,11 @@ mod tests {
     use super::*;
     use crate::event::PortState;
 
-    const UP: PortState = PortState { oper_up: true, admin_up: true, mtu: 9100 };
+    const UP: PortState = PortState {
+        oper_up: true,
+        admin_up: true,
+        mtu: 9100,
+    };
 
     #[test]
     fn one_flush_in_flight_and_failures_come_back() {
@@ -121,7 +125,11 @@ mod tests {
         o.pending_mut().delete("Ethernet0");
         o.failed(f);
         let f = o.take().unwrap();
-        assert_eq!(f.batch.iter().next().unwrap().1.set, None, "the newer delete wins");
+        assert_eq!(
+            f.batch.iter().next().unwrap().1.set,
+            None,
+            "the newer delete wins"
+        );
         assert!(o.succeeded(), "a failure earlier asks for a resync");
         assert!(o.idle());
     }
@@ -145,7 +153,10 @@ mod tests {
         let d: Vec<u128> = (0..5).map(|_| b.next(0).as_millis()).collect();
         assert_eq!(d, [50, 100, 200, 300, 300]);
         let j = b.next(7_000);
-        assert!(j >= Duration::from_millis(300) && j < Duration::from_millis(375), "{j:?}");
+        assert!(
+            j >= Duration::from_millis(300) && j < Duration::from_millis(375),
+            "{j:?}"
+        );
         b.reset();
         assert_eq!(b.next(0), Duration::from_millis(50));
     }

@@ -37,10 +37,8 @@ pub struct PortSync {
     expected: BTreeSet<String>,
     /// ifindexes of netdevs found at a cold start; ignored for the life of the process.
     old: HashMap<u32, String>,
-    /// ifindex → the qualifying name last accepted for it (rename clean-up, resync diff).
-    names: HashMap<u32, String>,
-    /// ifindex → the state last folded for it (to count what a resync corrected).
-    states: HashMap<u32, PortState>,
+    /// What we mirror: netdevs whose rows we write (rename clean-up, resync diff).
+    mirror: Mirror,
     init_sent: bool,
 }
 
@@ -66,9 +64,9 @@ impl PortSync {
         self.expected.iter().map(String::as_str)
     }
 
-    /// ifindex → name of every netdev whose state we mirror.
-    pub fn known(&self) -> &HashMap<u32, String> {
-        &self.names
+    /// The ifindex of every netdev whose state we mirror.
+    pub fn known(&self) -> impl Iterator<Item = u32> + '_ {
+        self.mirror.by_index.keys().copied()
     }
 
     /// Decide on one message; accepted ones are folded into `batch`.
@@ -82,15 +80,14 @@ impl PortSync {
         }
         // A known ifindex under a new name: the old row would be left stale (G7). Remove it.
         let mut renamed_from = None;
-        if ev.op == LinkOp::New {
-            if let Some(prev) = self.names.get(&ev.ifindex) {
-                if *prev != ev.name {
-                    let prev = self.names.remove(&ev.ifindex).unwrap_or_default();
-                    self.states.remove(&ev.ifindex);
-                    batch.delete(&prev);
-                    renamed_from = Some(prev);
-                }
-            }
+        let renamed = self
+            .mirror
+            .name_of(ev.ifindex)
+            .is_some_and(|prev| prev != ev.name);
+        if ev.op == LinkOp::New && renamed {
+            let prev = self.mirror.remove(ev.ifindex).unwrap_or_default();
+            batch.delete(&prev);
+            renamed_from = Some(prev);
         }
         if !qualifies(&ev.name) {
             return match renamed_from {
@@ -106,13 +103,11 @@ impl PortSync {
         }
         match ev.op {
             LinkOp::New => {
-                self.names.insert(ev.ifindex, ev.name.clone());
-                self.states.insert(ev.ifindex, ev.port_state());
+                self.mirror.insert(ev.ifindex, &ev.name, ev.port_state());
                 batch.set(&ev.name, ev.port_state());
             }
             LinkOp::Del => {
-                self.names.remove(&ev.ifindex);
-                self.states.remove(&ev.ifindex);
+                self.mirror.remove(ev.ifindex);
                 batch.delete(&ev.name);
             }
         }
@@ -124,14 +119,12 @@ impl PortSync {
     pub fn differs(&self, ev: &LinkEvent) -> bool {
         qualifies(&ev.name)
             && !self.old.contains_key(&ev.ifindex)
-            && (self.names.get(&ev.ifindex) != Some(&ev.name)
-                || self.states.get(&ev.ifindex) != Some(&ev.port_state()))
+            && self.mirror.by_index.get(&ev.ifindex) != Some(&(ev.name.clone(), ev.port_state()))
     }
 
     /// A mirrored netdev was missing from a complete dump: forget it and return its name.
     pub fn vanish(&mut self, ifindex: u32) -> Option<String> {
-        self.states.remove(&ifindex);
-        self.names.remove(&ifindex)
+        self.mirror.remove(ifindex)
     }
 
     /// A port's state landed in STATE_DB (its APPL_DB gate passed): it is no longer awaited.
@@ -150,6 +143,42 @@ impl PortSync {
 
     pub fn init_sent(&self) -> bool {
         self.init_sent
+    }
+}
+
+/// ifindex ↔ name of the netdevs we mirror. Names are unique in a namespace, so a name seen
+/// under a new ifindex means the old netdev is gone (its DELLINK was lost): it is forgotten,
+/// not reported as vanished later (which would delete the live port's row).
+#[derive(Debug, Default, Clone)]
+struct Mirror {
+    by_index: HashMap<u32, (String, PortState)>,
+    by_name: HashMap<String, u32>,
+}
+
+impl Mirror {
+    fn name_of(&self, ifindex: u32) -> Option<&str> {
+        self.by_index.get(&ifindex).map(|(n, _)| n.as_str())
+    }
+
+    fn insert(&mut self, ifindex: u32, name: &str, state: PortState) {
+        if let Some(old) = self.by_name.insert(name.to_owned(), ifindex) {
+            if old != ifindex {
+                self.by_index.remove(&old);
+            }
+        }
+        if let Some((old_name, _)) = self.by_index.insert(ifindex, (name.to_owned(), state)) {
+            if old_name != name {
+                self.by_name.remove(&old_name);
+            }
+        }
+    }
+
+    fn remove(&mut self, ifindex: u32) -> Option<String> {
+        let (name, _) = self.by_index.remove(&ifindex)?;
+        if self.by_name.get(&name) == Some(&ifindex) {
+            self.by_name.remove(&name);
+        }
+        Some(name)
     }
 }
 
@@ -374,6 +403,18 @@ mod tests {
             Verdict::Filtered
         );
         assert!(b.is_empty());
+    }
+
+    /// Found by the issue #3 property test: a port deleted and re-created while the DELLINK
+    /// was lost must not be reported as vanished by the next resync.
+    #[test]
+    fn issue3_recreated_port_with_lost_dellink_is_not_vanished() {
+        let mut sync = PortSync::default();
+        let mut b = Batch::default();
+        sync.on_link(&ev(LinkOp::New, 101, "Ethernet8", 0x1002), &mut b);
+        sync.on_link(&ev(LinkOp::New, 102, "Ethernet8", 0x1002), &mut b);
+        assert_eq!(sync.known().collect::<Vec<_>>(), vec![102]);
+        assert_eq!(sync.vanish(101), None);
     }
 
     #[test]
