@@ -179,6 +179,11 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
             bring_down_stale(&mut sync)?;
         }
     }
+    info!(
+        "portsyncd started: {} configured port(s) awaited, {} start, switch_type {switch_type}",
+        sync.expected().count(),
+        if warm { "warm" } else { "cold" }
+    );
     Ok(Started {
         store,
         sock,

@@ -18,6 +18,7 @@ fn pairs(v: &[(String, String)]) -> Vec<(String, String)> {
 async fn g1_core(w: &mut World) -> Daemon {
     w.seed_s0(4).await;
     let d = w.daemon();
+    d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     // Phase A state: every port and PortConfigDone pending, temp hashes with the CONFIG_DB
     // fields in HGETALL order, nothing in PORT_TABLE:* yet.
@@ -36,7 +37,7 @@ async fn g1_core(w: &mut World) -> Daemon {
         [("count".into(), "4".into())].into()
     );
     assert!(keys(&mut w.appl, "PORT_TABLE:*").await.is_empty());
-    assert_eq!(w.mon.publishes(), 5);
+    assert_eq!(w.mon().await.publishes(), 5);
     // The restore_count written by the cold-start check, and the logger registration.
     assert_eq!(
         hmap(&mut w.state, "WARM_RESTART_TABLE|portsyncd").await,
@@ -91,8 +92,8 @@ async fn assert_g1_core_final(w: &mut World) {
             "PORT_TABLE|Ethernet8"
         ]
     );
-    assert_eq!(w.mon.publishes(), 6);
-    w.mon.assert_state_hsets_are_cpp_shaped();
+    assert_eq!(w.mon().await.publishes(), 6);
+    w.mon().await.assert_state_hsets_are_cpp_shaped();
 }
 
 /// G1-up: admin up, then carrier: BASE (all up/up).
@@ -118,7 +119,11 @@ async fn g1_cold_start_four_ports() {
     let d = g1_core(&mut w).await;
     assert_g1_core_final(&mut w).await;
     g1_up(&mut w).await;
-    assert_eq!(w.mon.publishes(), 6, "no APPL_DB writes for link changes");
+    assert_eq!(
+        w.mon().await.publishes(),
+        6,
+        "no APPL_DB writes for link changes"
+    );
     // Every gate check is an APPL_DB EXISTS, never a STATE_DB read.
     let gates: Vec<_> = w
         .mon
@@ -145,8 +150,8 @@ async fn g2_oper_down_then_up() {
     w.wait_row("Ethernet0", sdb("down", "up", 9100)).await;
     w.ns.ip(&["link", "set", "peer0", "up"]);
     w.wait_row("Ethernet0", sdb("up", "up", 9100)).await;
-    assert_eq!(w.mon.publishes(), 6);
-    w.mon.assert_state_hsets_are_cpp_shaped();
+    assert_eq!(w.mon().await.publishes(), 6);
+    w.mon().await.assert_state_hsets_are_cpp_shaped();
 }
 
 #[tokio::test]
@@ -159,7 +164,7 @@ async fn g3_admin_down_and_mtu() {
     for p in ["Ethernet0", "Ethernet8", "Ethernet12"] {
         assert_eq!(w.row(p).await, sdb("up", "up", 9100));
     }
-    assert_eq!(w.mon.publishes(), 6);
+    assert_eq!(w.mon().await.publishes(), 6);
 }
 
 #[tokio::test]
@@ -253,7 +258,7 @@ async fn g5_ignored_and_probed_interfaces() {
         .named("DEL")
         .iter()
         .any(|c| c.db == 6 && c.args[1] == "PORT_TABLE|Ethernet96"));
-    assert_eq!(w.mon.publishes(), 6);
+    assert_eq!(w.mon().await.publishes(), 6);
 }
 
 #[tokio::test]
@@ -288,7 +293,7 @@ async fn g6_port_added_after_startup() {
         [("count".into(), "4".into())].into()
     );
     assert_eq!(
-        w.mon.publishes(),
+        w.mon().await.publishes(),
         7,
         "6 from portsyncd, 1 from the portmgrd stand-in"
     );
@@ -307,7 +312,7 @@ async fn g7_rename_cleans_up_stale_row_issue3() {
     w.ns.ip(&["link", "set", "Ethernet8_old", "name", "swp8"]);
     w.ns.ip(&["link", "set", "swp8", "name", "Ethernet8"]);
     w.wait_row("Ethernet8", sdb("down", "down", 9100)).await;
-    assert_eq!(w.mon.publishes(), 6);
+    assert_eq!(w.mon().await.publishes(), 6);
 }
 
 #[tokio::test]
@@ -326,6 +331,7 @@ async fn g8_cold_restart_with_stale_netdevs() {
         w.ns.ip(&["link", "set", &p.replace("Ethernet", "peer"), "up"]);
     }
     let d = w.daemon();
+    d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     // Brought admin-down through netlink, and logged (LOGLEVEL INFO shows the C++ INFO lines).
     for p in PORTS {
@@ -358,7 +364,7 @@ async fn g8_cold_restart_with_stale_netdevs() {
     w.pop().await;
     assert_g1_core_final(&mut w).await;
     assert!(
-        w.mon.named("DEL").iter().all(|c| c.db != 6),
+        w.mon().await.named("DEL").iter().all(|c| c.db != 6),
         "no DEL for stale netdevs"
     );
 }
@@ -438,7 +444,7 @@ async fn g9_warm_restart() {
         smembers(&mut w.appl, "PORT_TABLE_KEY_SET").await,
         ["PortInitDone"]
     );
-    assert_eq!(w.mon.publishes(), 1);
+    assert_eq!(w.mon().await.publishes(), 1);
     w.pop().await;
     for p in PORTS {
         let mut want = sdb("up", "up", 9100);
@@ -471,6 +477,7 @@ async fn g9_warm_without_restore_count_falls_back_to_cold() {
     let mut w = World::new().await;
     seed_warm(&mut w, None).await;
     let d = w.daemon();
+    d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     d.wait_log("fall back to cold start").await;
     assert_eq!(
@@ -506,7 +513,7 @@ async fn g10_zero_ports_configured() {
         hmap(&mut w.appl, "_PORT_TABLE:PortInitDone").await,
         [("lanes".into(), "0".into())].into()
     );
-    assert_eq!(w.mon.publishes(), 2);
+    assert_eq!(w.mon().await.publishes(), 2);
     w.pop().await;
     assert_eq!(
         hmap(&mut w.appl, "PORT_TABLE:PortConfigDone").await,
@@ -523,6 +530,7 @@ async fn g11_configured_port_never_appears() {
     let mut w = World::new().await;
     w.seed_s0(4).await;
     let d = w.daemon();
+    d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     w.pop().await;
     for p in &PORTS[..3] {
@@ -536,7 +544,7 @@ async fn g11_configured_port_never_appears() {
     assert!(!exists(&mut w.appl, "PORT_TABLE:PortInitDone").await);
     assert_eq!(d.count_log("PortInitDone"), 0);
     assert_eq!(w.state_ports().await.len(), 3);
-    assert_eq!(w.mon.publishes(), 5);
+    assert_eq!(w.mon().await.publishes(), 5);
 }
 
 #[tokio::test]
@@ -544,6 +552,7 @@ async fn g12_netdev_before_orchagent_pop() {
     let mut w = World::new().await;
     w.seed_s0(4).await;
     let d = w.daemon();
+    d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     w.ns.add_port("Ethernet0", 9100);
     d.wait_log("Cannot find Ethernet0 in port table").await;
@@ -558,5 +567,5 @@ async fn g12_netdev_before_orchagent_pop() {
     w.ns.ip(&["link", "set", "Ethernet0", "mtu", "1500"]);
     w.wait_row("Ethernet0", sdb("down", "down", 1500)).await;
     w.wait_pending("PortInitDone").await;
-    assert_eq!(w.mon.publishes(), 6);
+    assert_eq!(w.mon().await.publishes(), 6);
 }

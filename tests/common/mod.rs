@@ -238,11 +238,16 @@ impl Redis {
         self.child.id()
     }
 
-    /// Kill -9 and start again with the same directory and arguments.
-    pub fn restart(&mut self, extra: &[&str]) {
+    /// Kill -9 (the socket path stays reserved for `restart`).
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Kill -9 and start again with the same directory and arguments.
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.stop();
         self.child = Self::spawn(&self.dir.0, &self.socket, extra);
         self.wait_up();
     }
@@ -292,6 +297,7 @@ impl Monitor {
             .arg(&redis.socket)
             .arg("monitor")
             .stdout(out)
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("these tests need redis-cli (apt-get install redis-tools): {e}")
@@ -440,6 +446,12 @@ impl Daemon {
         .await;
     }
 
+    /// Start-up is over: stale netdevs were enumerated, so netdevs created from now on are
+    /// new ones (orchagent waits for this in SONiC too, sonic-buildimage#4821).
+    pub async fn wait_started(&self) {
+        self.wait_log("portsyncd started:").await;
+    }
+
     pub fn count_log(&self, needle: &str) -> usize {
         self.log_text().matches(needle).count()
     }
@@ -459,6 +471,14 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- portsyncd log (last 40 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -488,13 +508,28 @@ pub fn wait_sync(mut cond: impl FnMut() -> bool, what: &str) {
     }
 }
 
+/// Run a harness command, retrying while the connection comes back (tests restart Redis and
+/// kill its clients on purpose).
+pub async fn q<T: redis::FromRedisValue>(con: &mut ConnectionManager, cmd: &redis::Cmd) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match cmd.query_async(con).await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline && transient(&e) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("redis: {e}"),
+        }
+    }
+}
+
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
 /// HGETALL as ordered pairs.
 pub async fn hgetall(con: &mut ConnectionManager, key: &str) -> Vec<(String, String)> {
-    redis::cmd("HGETALL")
-        .arg(key)
-        .query_async(con)
-        .await
-        .unwrap()
+    q(con, redis::cmd("HGETALL").arg(key)).await
 }
 
 pub async fn hmap(con: &mut ConnectionManager, key: &str) -> BTreeMap<String, String> {
@@ -502,29 +537,17 @@ pub async fn hmap(con: &mut ConnectionManager, key: &str) -> BTreeMap<String, St
 }
 
 pub async fn exists(con: &mut ConnectionManager, key: &str) -> bool {
-    redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(con)
-        .await
-        .unwrap()
+    q(con, redis::cmd("EXISTS").arg(key)).await
 }
 
 pub async fn keys(con: &mut ConnectionManager, pattern: &str) -> Vec<String> {
-    let mut k: Vec<String> = redis::cmd("KEYS")
-        .arg(pattern)
-        .query_async(con)
-        .await
-        .unwrap();
+    let mut k: Vec<String> = q(con, redis::cmd("KEYS").arg(pattern)).await;
     k.sort();
     k
 }
 
 pub async fn smembers(con: &mut ConnectionManager, key: &str) -> Vec<String> {
-    let mut k: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(key)
-        .query_async(con)
-        .await
-        .unwrap();
+    let mut k: Vec<String> = q(con, redis::cmd("SMEMBERS").arg(key)).await;
     k.sort();
     k
 }
@@ -535,7 +558,7 @@ pub async fn hset(con: &mut ConnectionManager, key: &str, fvs: &[(&str, &str)]) 
     for (f, v) in fvs {
         c.arg(*f).arg(*v);
     }
-    let _: i64 = c.query_async(con).await.unwrap();
+    let _: i64 = q(con, &c).await;
 }
 
 /// The STATE_DB fields portsyncd writes, as (oper, admin, mtu).

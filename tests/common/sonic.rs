@@ -33,8 +33,11 @@ pub fn s0_fields(i: u32) -> Vec<(String, String)> {
 
 impl World {
     pub async fn new() -> World {
+        Self::with_redis(Redis::start()).await
+    }
+
+    pub async fn with_redis(redis: Redis) -> World {
         let ns = Netns::new();
-        let redis = Redis::start();
         let mon = Monitor::start(&redis);
         let (appl, appl_db) = redis.con("APPL_DB").await;
         let (config, _) = redis.con("CONFIG_DB").await;
@@ -68,6 +71,30 @@ impl World {
             ],
         )
         .await;
+    }
+
+    /// The MONITOR capture, complete up to now: a marker command is sent and awaited, so
+    /// every command Redis ran before it is in the file.
+    pub async fn mon(&mut self) -> &Monitor {
+        let token = format!(
+            "barrier-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let _: String = q(&mut self.appl, redis::cmd("ECHO").arg(&token)).await;
+        let mon = &self.mon;
+        wait(
+            || async {
+                mon.commands()
+                    .iter()
+                    .any(|c| c.args.len() == 2 && c.args[1] == token)
+            },
+            "MONITOR to catch up",
+        )
+        .await;
+        &self.mon
     }
 
     pub fn daemon(&self) -> Daemon {
@@ -134,5 +161,70 @@ impl World {
     /// STATE_DB `PORT_TABLE|*` keys.
     pub async fn state_ports(&mut self) -> Vec<String> {
         keys(&mut self.state, "PORT_TABLE|*").await
+    }
+}
+
+/// Every mismatch between the kernel's `Ethernet*` links and STATE_DB `PORT_TABLE|*`.
+pub async fn mismatches(w: &mut World) -> Vec<String> {
+    let kernel = w.ns.kernel_ports();
+    let rows_keys = w.state_ports().await;
+    let mut pipe = redis::pipe();
+    for k in &rows_keys {
+        pipe.cmd("HGETALL").arg(k);
+    }
+    let rows: Vec<BTreeMap<String, String>> = if rows_keys.is_empty() {
+        Vec::new()
+    } else {
+        match pipe.query_async(&mut w.state).await {
+            Ok(r) => r,
+            Err(e) => return vec![format!("redis: {e}")],
+        }
+    };
+    let rows: BTreeMap<String, BTreeMap<String, String>> = rows_keys
+        .iter()
+        .map(|k| k["PORT_TABLE|".len()..].to_string())
+        .zip(rows)
+        .collect();
+    let mut out = Vec::new();
+    for (name, (oper, admin, mtu)) in &kernel {
+        let want = sdb(
+            if *oper { "up" } else { "down" },
+            if *admin { "up" } else { "down" },
+            *mtu,
+        );
+        match rows.get(name) {
+            Some(r) if *r == want => {}
+            Some(r) => out.push(format!("{name}: kernel {want:?}, STATE_DB {r:?}")),
+            None => out.push(format!("{name}: no STATE_DB row")),
+        }
+    }
+    for name in rows.keys() {
+        if !kernel.contains_key(name) {
+            out.push(format!(
+                "{name}: STATE_DB row for a netdev the kernel does not have"
+            ));
+        }
+    }
+    out
+}
+
+/// Wait until STATE_DB agrees with the kernel; returns how long that took.
+pub async fn wait_converged(w: &mut World, what: &str) -> Duration {
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(30);
+    loop {
+        let m = mismatches(w).await;
+        if m.is_empty() {
+            let took = t0.elapsed();
+            eprintln!("CONVERGED {what}: {took:?}");
+            return took;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} mismatch(es), e.g. {:?}",
+            m.len(),
+            &m[..m.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
