@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::event::{LinkEvent, LinkOp, NetlinkInput};
 use crate::logging::LogControl;
 use crate::netlink::LinkSocket;
+use crate::notify::Notifier;
 use crate::outbox::{Backoff, Flush, Outbox};
 use crate::port::{PortSync, Verdict};
 use crate::resync::{Resync, Step};
@@ -72,6 +73,8 @@ struct Loop {
     settings: Settings,
     config_file: Option<PathBuf>,
     log: LogControl,
+    notifier: Notifier,
+    last_event: Option<Instant>,
 }
 
 impl Loop {
@@ -93,7 +96,32 @@ impl Loop {
             settings,
             config_file,
             log,
+            notifier: Notifier::from_env(),
+            last_event: None,
         }
+    }
+
+    /// The one-line status for systemd (`systemctl status`) and the periodic heartbeat.
+    fn status(&self) -> String {
+        let (up, down) = self.sync.oper_counts();
+        let redis = if self.retry_at.is_some()
+            || self.outbox.pending_len() > 0 && self.counters.flush_errors > 0
+        {
+            "retrying"
+        } else {
+            "ok"
+        };
+        let last = match self.last_event {
+            Some(t) => format!("{}s ago", t.elapsed().as_secs()),
+            None => "none yet".into(),
+        };
+        format!(
+            "ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}",
+            up + down,
+            self.sync.expected().count(),
+            if self.sync.init_sent() { "sent" } else { "pending" },
+            self.counters.resyncs
+        )
     }
 
     async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
@@ -101,6 +129,9 @@ impl Loop {
         let _logger_sub = self.subscribe_logger(log_tx).await;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
+        let mut tick = tokio::time::interval(self.notifier.tick(Duration::from_secs(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.notifier.ready(&self.status());
         loop {
             if inflight.is_none() && self.retry_at.is_none() {
                 inflight = self.launch();
@@ -119,6 +150,7 @@ impl Loop {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                     self.retry_at = None;
                 }
+                _ = tick.tick() => self.notifier.alive(&self.status()),
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),
                     Err(e) => {
@@ -189,6 +221,7 @@ impl Loop {
             match input {
                 NetlinkInput::Link { ev, dumped } => {
                     self.counters.link_messages += 1;
+                    self.last_event = Some(Instant::now());
                     if ev.op == LinkOp::New {
                         self.resync.on_newlink(ev.ifindex);
                         if dumped && self.resync_counts && self.sync.differs(&ev) {
@@ -366,6 +399,7 @@ impl Loop {
 
     /// Stop reading netlink; flush what is pending within the configured time.
     async fn shutdown(mut self, mut inflight: Option<Inflight>) -> Result<()> {
+        self.notifier.stopping();
         let limit = self.settings.shutdown_flush;
         let deadline = Instant::now() + limit;
         let mut last_err = String::from("timed out");

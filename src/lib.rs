@@ -15,6 +15,7 @@ pub mod event; // our own types at the netlink boundary
 pub mod lab; // `portsyncd lab`: the self-contained demo
 pub mod logging; // tracing setup, SONiC level names, live level changes
 pub mod netlink; // the only module that knows netlink-packet-route
+pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)
 pub mod port; // the pure port state machine (filters, awaited ports, renames)
 pub mod pst; // ProducerStateTable command encoding

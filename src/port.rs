@@ -64,6 +64,17 @@ impl PortSync {
         self.expected.iter().map(String::as_str)
     }
 
+    /// Mirrored ports as (oper up, oper down).
+    pub fn oper_counts(&self) -> (usize, usize) {
+        let up = self
+            .mirror
+            .by_index
+            .values()
+            .filter(|(_, s)| s.oper_up)
+            .count();
+        (up, self.mirror.by_index.len() - up)
+    }
+
     /// The ifindex of every netdev whose state we mirror.
     pub fn known(&self) -> impl Iterator<Item = u32> + '_ {
         self.mirror.by_index.keys().copied()

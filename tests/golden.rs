@@ -126,7 +126,8 @@ async fn g1_cold_start_four_ports() {
     );
     // Every gate check is an APPL_DB EXISTS, never a STATE_DB read.
     let gates: Vec<_> = w
-        .mon
+        .mon()
+        .await
         .named("EXISTS")
         .into_iter()
         .filter(|c| c.args[1].starts_with("PORT_TABLE"))
@@ -213,7 +214,8 @@ async fn g4_port_deletion_keeps_foreign_fields_until_dellink() {
     );
     // Only the real removal produced a DEL (the bridge DELLINK did not).
     let dels: Vec<_> = w
-        .mon
+        .mon()
+        .await
         .named("DEL")
         .into_iter()
         .filter(|c| c.db == 6)
@@ -246,7 +248,8 @@ async fn g5_ignored_and_probed_interfaces() {
         assert_eq!(w.row(p).await, sdb("up", "up", 9100));
     }
     assert!(w
-        .mon
+        .mon()
+        .await
         .commands()
         .iter()
         .all(|c| !c.args.iter().any(|a| a.contains("eth5")
@@ -254,7 +257,8 @@ async fn g5_ignored_and_probed_interfaces() {
             || a.contains("Loopback0")
             || a.ends_with("Bridge"))));
     assert!(w
-        .mon
+        .mon()
+        .await
         .named("DEL")
         .iter()
         .any(|c| c.db == 6 && c.args[1] == "PORT_TABLE|Ethernet96"));
@@ -466,7 +470,8 @@ async fn g9_warm_restart() {
         [("count".into(), "4".into())].into()
     );
     assert!(w
-        .mon
+        .mon()
+        .await
         .commands()
         .iter()
         .all(|c| !c.args.iter().any(|a| a == "PortConfigDone")));

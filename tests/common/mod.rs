@@ -393,10 +393,12 @@ fn parse_monitor_line(line: &str) -> Option<Cmd> {
     (!args.is_empty()).then_some(Cmd { db, lua, args })
 }
 
-/// The real binary, run inside a namespace; killed on drop.
+/// The real binary, run inside a namespace; killed on drop. It gets a `NOTIFY_SOCKET` that
+/// the rig reads, like systemd would.
 pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: TempDir,
 }
 
@@ -408,6 +410,19 @@ impl Daemon {
     pub fn start_args(ns: &Netns, redis: &Redis, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = TempDir::new("daemon");
         let log = dir.0.join("portsyncd.log");
+        let notify_path = dir.0.join("notify.sock");
+        let sock =
+            std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = notes.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -418,6 +433,7 @@ impl Daemon {
             ])
             .arg(&redis.cfg)
             .args(args)
+            .env("NOTIFY_SOCKET", &notify_path)
             .envs(env.iter().copied())
             .stderr(std::fs::File::create(&log).unwrap())
             .stdout(Stdio::null())
@@ -426,6 +442,7 @@ impl Daemon {
         Daemon {
             child,
             log,
+            notes,
             _dir: dir,
         }
     }
@@ -446,10 +463,27 @@ impl Daemon {
         .await;
     }
 
-    /// Start-up is over: stale netdevs were enumerated, so netdevs created from now on are
-    /// new ones (orchagent waits for this in SONiC too, sonic-buildimage#4821).
+    /// Start-up is over (`READY=1`): stale netdevs were enumerated, so netdevs created from
+    /// now on are new ones (orchagent waits for this in SONiC too, sonic-buildimage#4821).
     pub async fn wait_started(&self) {
-        self.wait_log("portsyncd started:").await;
+        self.wait_note("READY=1").await;
+    }
+
+    /// sd_notify datagrams received so far.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
+    }
+
+    pub async fn wait_note(&self, needle: &str) {
+        wait(
+            || async { self.notes().iter().any(|n| n.contains(needle)) },
+            &format!(
+                "sd_notify {needle:?}; got {:?}\n--- log ---\n{}",
+                self.notes(),
+                self.log_text()
+            ),
+        )
+        .await;
     }
 
     pub fn count_log(&self, needle: &str) -> usize {

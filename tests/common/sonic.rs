@@ -8,7 +8,8 @@ use super::*;
 pub struct World {
     pub ns: Netns,
     pub redis: Redis,
-    pub mon: Monitor,
+    /// None in benchmarks (MONITOR costs Redis more than the daemon does).
+    pub mon: Option<Monitor>,
     pub appl: ConnectionManager,
     pub config: ConnectionManager,
     pub state: ConnectionManager,
@@ -37,8 +38,17 @@ impl World {
     }
 
     pub async fn with_redis(redis: Redis) -> World {
+        let mon = Some(Monitor::start(&redis));
+        Self::assemble(redis, mon).await
+    }
+
+    /// No MONITOR: for benchmarks.
+    pub async fn bare(redis: Redis) -> World {
+        Self::assemble(redis, None).await
+    }
+
+    async fn assemble(redis: Redis, mon: Option<Monitor>) -> World {
         let ns = Netns::new();
-        let mon = Monitor::start(&redis);
         let (appl, appl_db) = redis.con("APPL_DB").await;
         let (config, _) = redis.con("CONFIG_DB").await;
         let (state, _) = redis.con("STATE_DB").await;
@@ -84,7 +94,7 @@ impl World {
                 .as_nanos()
         );
         let _: String = q(&mut self.appl, redis::cmd("ECHO").arg(&token)).await;
-        let mon = &self.mon;
+        let mon = self.mon.as_ref().expect("World::new starts MONITOR");
         wait(
             || async {
                 mon.commands()
@@ -94,7 +104,7 @@ impl World {
             "MONITOR to catch up",
         )
         .await;
-        &self.mon
+        mon
     }
 
     pub fn daemon(&self) -> Daemon {

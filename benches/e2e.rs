@@ -1,0 +1,283 @@
+//! End-to-end benchmark (issue #4): the real daemon (release build) in a private namespace
+//! against a private redis-server, ifb ports, IPv6 off — the set-up the C++ figures were
+//! measured with. Reports, as medians of several runs:
+//! * burst drain for 256 / 1,024 / 4,096 ports: SIGSTOP the daemon, flip every port, SIGCONT,
+//!   time to the last STATE_DB keyspace notification, and daemon CPU per event (schedstat);
+//! * steady-state latency P50/P90/P99 from the netlink call's return to the STATE_DB keyspace
+//!   notification, one port flipped at a time;
+//! * cold start to `PortConfigDone` with 1,024 configured ports;
+//! * RSS with 4,096 ports.
+//! Run as root: `cargo bench --bench e2e` (PORTSYNCD_BENCH_RUNS sets the run count, default 5).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::sonic::{s0_fields, World};
+use common::*;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn port(i: u32) -> String {
+    format!("Ethernet{}", i * 4)
+}
+
+/// Keyspace notifications of STATE_DB `PORT_TABLE|*`, timestamped on arrival.
+struct Watch {
+    rx: UnboundedReceiver<redis::PushInfo>,
+    _con: redis::aio::ConnectionManager,
+}
+
+impl Watch {
+    async fn new(w: &World, pattern: &str) -> Watch {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let db = w.redis.db("STATE_DB");
+        let mut con = portsyncd::store::connect_push(&db, Duration::from_secs(5), tx)
+            .await
+            .unwrap();
+        con.psubscribe(pattern).await.unwrap();
+        Watch { rx, _con: con }
+    }
+
+    fn drain(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// Wait for the next `hset` notification; returns the key.
+    async fn next_hset(&mut self) -> String {
+        loop {
+            let p = tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+                .await
+                .expect("notification")
+                .unwrap();
+            if p.kind != redis::PushKind::PMessage {
+                continue;
+            }
+            let channel: String = redis::from_redis_value(p.data[1].clone()).unwrap();
+            let event: String = redis::from_redis_value(p.data[2].clone()).unwrap();
+            if event == "hset" {
+                return channel
+                    .split_once(':')
+                    .map(|(_, k)| k.to_string())
+                    .unwrap_or(channel);
+            }
+        }
+    }
+}
+
+fn schedstat_ns(pid: i32) -> u64 {
+    let mut total = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let s = std::fs::read_to_string(t.unwrap().path().join("schedstat")).unwrap_or_default();
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+fn status_kb(pid: i32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `n` configured ifb ports, created, written and popped, daemon started.
+async fn setup(n: u32) -> (World, Daemon) {
+    let mut w = World::bare(Redis::start()).await;
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let mut c = redis::cmd("HSET");
+        c.arg(format!("PORT|{}", port(i)));
+        for (f, v) in s0_fields(i) {
+            c.arg(f).arg(v);
+        }
+        pipe.add_command(c).ignore();
+    }
+    if let Ok(level) = std::env::var("PORTSYNCD_BENCH_LOGLEVEL") {
+        pipe.cmd("HSET")
+            .arg("LOGGER|portsyncd")
+            .arg("LOGLEVEL")
+            .arg(level)
+            .arg("LOGOUTPUT")
+            .arg("SYSLOG")
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut w.config).await.unwrap();
+    let d = w.daemon();
+    d.wait_started().await;
+    w.pop().await;
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!("link add {} type ifb", port(i)))
+        .collect();
+    w.ns.batch(&lines);
+    w.wait_pending("PortInitDone").await;
+    w.pop().await;
+    (w, d)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Drain {
+    ms: f64,
+    cpu_us_per_event: f64,
+}
+
+/// One drain: all `n` ports flipped while the daemon is stopped.
+async fn drain_once(w: &mut World, d: &Daemon, watch: &mut Watch, n: u32, up: bool) -> Drain {
+    d.signal("STOP");
+    let verb = if up { "up" } else { "down" };
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!("link set {} {verb}", port(i)))
+        .collect();
+    w.ns.batch(&lines);
+    watch.drain();
+    let cpu0 = schedstat_ns(d.pid());
+    let t0 = Instant::now();
+    d.signal("CONT");
+    let mut seen = HashSet::new();
+    let mut last = t0;
+    while seen.len() < n as usize {
+        let k = watch.next_hset().await;
+        last = Instant::now();
+        seen.insert(k);
+    }
+    // Let the daemon finish the turn (its log lines) before reading its CPU time.
+    let mut cpu = schedstat_ns(d.pid());
+    loop {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let c = schedstat_ns(d.pid());
+        if c == cpu {
+            break;
+        }
+        cpu = c;
+    }
+    Drain {
+        ms: (last - t0).as_secs_f64() * 1e3,
+        cpu_us_per_event: (cpu - cpu0) as f64 / 1e3 / f64::from(n),
+    }
+}
+
+fn enter_netns(ns: &Netns) {
+    let f = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (run as root)");
+}
+
+async fn steady(samples: usize) -> Vec<f64> {
+    let (w, d) = setup(64).await;
+    enter_netns(&w.ns);
+    let links = portsyncd::netlink::list_links().unwrap();
+    let ifindex = links.iter().find(|(_, n)| n == "Ethernet0").unwrap().0;
+    let mut watch = Watch::new(&w, "__keyspace@6__:PORT_TABLE|Ethernet0").await;
+    let mut lat = Vec::with_capacity(samples);
+    for i in 0..samples + 50 {
+        watch.drain();
+        portsyncd::netlink::set_admin(ifindex, i % 2 == 0).unwrap();
+        let t0 = Instant::now();
+        watch.next_hset().await;
+        if i >= 50 {
+            lat.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    drop(d);
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    lat
+}
+
+async fn cold_start(n: u32) -> f64 {
+    let mut w = World::bare(Redis::start()).await;
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let mut c = redis::cmd("HSET");
+        c.arg(format!("PORT|{}", port(i)));
+        for (f, v) in s0_fields(i) {
+            c.arg(f).arg(v);
+        }
+        pipe.add_command(c).ignore();
+    }
+    let _: () = pipe.query_async(&mut w.config).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let db = w.redis.db("APPL_DB");
+    let mut con = portsyncd::store::connect_push(&db, Duration::from_secs(5), tx)
+        .await
+        .unwrap();
+    con.psubscribe("__keyspace@0__:_PORT_TABLE:PortConfigDone")
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let d = w.daemon();
+    loop {
+        let p = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("PortConfigDone")
+            .unwrap();
+        if p.kind == redis::PushKind::PMessage {
+            break;
+        }
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    drop(d);
+    ms
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` / `cargo test --benches` probing
+    }
+    let runs: usize = std::env::var("PORTSYNCD_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        println!("# portsyncd end-to-end benchmark ({runs} runs per figure, medians)\n");
+        println!("| ports | drain (ms) | events/s | daemon CPU per event (µs) |");
+        println!("|---|---|---|---|");
+        let mut rss = (0, 0);
+        for n in [256u32, 1024, 4096] {
+            let (mut w, d) = setup(n).await;
+            let mut watch = Watch::new(&w, "__keyspace@6__:PORT_TABLE|*").await;
+            let (mut ms, mut cpu) = (Vec::new(), Vec::new());
+            for r in 0..runs * 2 {
+                let x = drain_once(&mut w, &d, &mut watch, n, r % 2 == 0).await;
+                ms.push(x.ms);
+                cpu.push(x.cpu_us_per_event);
+            }
+            let m = median(&mut ms);
+            println!("| {n} | {m:.2} | {:.0} | {:.2} |", f64::from(n) / m * 1e3, median(&mut cpu));
+            if n == 4096 {
+                rss = (status_kb(d.pid(), "VmRSS:"), status_kb(d.pid(), "VmHWM:"));
+            }
+        }
+        let mut starts: Vec<f64> = Vec::new();
+        for _ in 0..runs {
+            starts.push(cold_start(1024).await);
+        }
+        let cold = median(&mut starts);
+        let lat = steady(2000).await;
+        println!("\n| figure | value |\n|---|---|");
+        println!(
+            "| steady latency, netlink call → STATE_DB notification (2,000 flips) | P50 {:.0} µs, P90 {:.0} µs, P99 {:.0} µs |",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.9),
+            percentile(&lat, 0.99)
+        );
+        println!("| cold start to PortConfigDone, 1,024 ports | {cold:.1} ms |");
+        println!("| RSS with 4,096 ports after the drains | VmRSS {:.1} MB, VmHWM {:.1} MB |", rss.0 as f64 / 1024.0, rss.1 as f64 / 1024.0);
+    });
+}
