@@ -7,6 +7,7 @@
 //!   notification, one port flipped at a time;
 //! * cold start to `PortConfigDone` with 1,024 configured ports;
 //! * RSS with 4,096 ports.
+//!
 //! Run as root: `cargo bench --bench e2e` (PORTSYNCD_BENCH_RUNS sets the run count, default 5).
 
 #[path = "../tests/common/mod.rs"]
