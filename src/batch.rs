@@ -5,7 +5,7 @@
 //! order is kept across retries. Pure: no I/O.
 
 use crate::event::PortState;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// What to do with one port's STATE_DB row: optionally delete it, then optionally set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,7 +32,7 @@ impl PortOp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     order: Vec<String>,
-    ops: HashMap<String, PortOp>,
+    ops: FxHashMap<String, PortOp>,
 }
 
 impl Batch {
@@ -106,7 +106,7 @@ pub enum StateWrite {
 /// The STATE_DB commands for a batch, given which gated ports have an APPL_DB entry now.
 /// A set whose gate fails is dropped (the C++ "Cannot find … in port table" case); a delete is
 /// never gated.
-pub fn plan(batch: &Batch, in_appl_db: impl Fn(&str) -> bool) -> Vec<StateWrite> {
+pub fn plan(batch: &Batch, mut in_appl_db: impl FnMut(&str) -> bool) -> Vec<StateWrite> {
     let mut out = Vec::with_capacity(batch.len());
     for (name, op) in batch.iter() {
         if op.delete {

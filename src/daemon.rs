@@ -18,7 +18,6 @@ use crate::port::{PortSync, Verdict};
 use crate::resync::{Resync, Step};
 use crate::startup::{self, Started};
 use crate::store::{self, Store};
-use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -27,7 +26,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-type FlushDone = (Flush, redis::RedisResult<HashSet<String>>);
+type FlushDone = (Flush, redis::RedisResult<Vec<bool>>);
 type Inflight = Pin<Box<dyn Future<Output = FlushDone>>>;
 
 /// Build the runtime and run the daemon until SIGTERM/SIGINT.
@@ -132,10 +131,13 @@ impl Loop {
         let mut tick = tokio::time::interval(self.notifier.tick(Duration::from_secs(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.notifier.ready(&self.status());
+        crate::logging::set_buffering(true);
         loop {
             if inflight.is_none() && self.retry_at.is_none() {
                 inflight = self.launch();
             }
+            // The previous turn's log lines, in one write.
+            crate::logging::flush();
             let retry_at = self.retry_at;
             tokio::select! {
                 biased;
@@ -160,6 +162,7 @@ impl Loop {
                 },
             }
         }
+        crate::logging::set_buffering(false);
         self.shutdown(inflight).await
     }
 
@@ -354,14 +357,14 @@ impl Loop {
 
     fn on_flushed(&mut self, (flush, result): FlushDone) {
         match result {
-            Ok(present) => {
-                for (name, op) in flush.batch.iter() {
+            Ok(written) => {
+                for ((name, op), written) in flush.batch.iter().zip(written) {
                     if op.delete {
                         self.counters.state_dels += 1;
                         info!("Delete {name}(ok) from state db");
                     }
                     if let Some(s) = op.set {
-                        if present.contains(name) {
+                        if written {
                             self.counters.state_sets += 1;
                             self.sync.on_written(name);
                             info!("Publish {name}(ok:{}) to state db", s.oper_str());

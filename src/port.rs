@@ -6,7 +6,7 @@
 
 use crate::batch::Batch;
 use crate::event::{LinkEvent, LinkOp, PortState};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Name prefixes portsyncd handles (case-sensitive, like the C++ daemon).
 pub const PREFIXES: [&str; 2] = ["Ethernet", "PortChannel"];
@@ -34,9 +34,9 @@ fn qualifies(name: &str) -> bool {
 #[derive(Debug, Default, Clone)]
 pub struct PortSync {
     /// Configured ports whose netdev has not yet been written (`g_portSet`).
-    expected: BTreeSet<String>,
+    expected: FxHashSet<String>,
     /// ifindexes of netdevs found at a cold start; ignored for the life of the process.
-    old: HashMap<u32, String>,
+    old: FxHashMap<u32, String>,
     /// What we mirror: netdevs whose rows we write (rename clean-up, resync diff).
     mirror: Mirror,
     init_sent: bool,
@@ -162,8 +162,8 @@ impl PortSync {
 /// not reported as vanished later (which would delete the live port's row).
 #[derive(Debug, Default, Clone)]
 struct Mirror {
-    by_index: HashMap<u32, (String, PortState)>,
-    by_name: HashMap<String, u32>,
+    by_index: FxHashMap<u32, (String, PortState)>,
+    by_name: FxHashMap<String, u32>,
 }
 
 impl Mirror {

@@ -5,14 +5,14 @@
 //! is repeated while it grew (or the kernel flagged NLM_F_DUMP_INTR, or another overrun came).
 //! A port we mirror that no complete dump mentioned has vanished: its row is deleted.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 #[derive(Debug, Default)]
 pub struct Resync {
     active: bool,
     again: bool,
     drops_at_start: u32,
-    seen: HashSet<u32>,
+    seen: FxHashSet<u32>,
 }
 
 /// What the loop must do at the end of a dump.

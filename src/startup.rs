@@ -165,7 +165,8 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
             .await
             .map_err(redis_err("writing APPL_DB PORT_TABLE"))?;
 
-        let awaited: Vec<String> = sync.expected().map(str::to_owned).collect();
+        let mut awaited: Vec<String> = sync.expected().map(str::to_owned).collect();
+        awaited.sort(); // the C++ daemon prunes in sorted order
         let consumed = store
             .consumed_ports(&awaited)
             .await

@@ -12,7 +12,6 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
     RedisResult,
 };
-use std::collections::HashSet;
 use std::time::Duration;
 
 /// Field/value pairs as Redis returned them (binary-safe).
@@ -191,25 +190,25 @@ impl Store {
 
     /// Send one batch: gate-check the ports it sets (APPL_DB `EXISTS PORT_TABLE:<p>`, at
     /// flush time, never cached), then its STATE_DB writes, then `PortInitDone` if `init`.
-    /// Returns the ports whose gate passed (they were written).
-    pub async fn flush(&mut self, batch: &Batch, init: bool) -> RedisResult<HashSet<String>> {
+    /// Returns, per batch entry in order, whether its set passed the gate and was written.
+    pub async fn flush(&mut self, batch: &Batch, init: bool) -> RedisResult<Vec<bool>> {
         let gated: Vec<&str> = batch.gated().collect();
-        let mut present = HashSet::new();
+        let mut exists: Vec<bool> = Vec::new();
         if !gated.is_empty() {
             let mut pipe = redis::pipe();
             for p in &gated {
                 pipe.cmd("EXISTS").arg(self.dbs.appl.key(PORT_TABLE, p));
             }
-            let exists: Vec<bool> = pipe.query_async(&mut self.appl).await?;
-            present.extend(
-                gated
-                    .iter()
-                    .zip(exists)
-                    .filter(|(_, e)| *e)
-                    .map(|(p, _)| p.to_string()),
-            );
+            exists = pipe.query_async(&mut self.appl).await?;
         }
-        let writes = plan(batch, |p| present.contains(p));
+        // `plan` asks about each entry with a set exactly once, in batch order: the gated order.
+        let mut gate = exists.iter().copied();
+        let written: Vec<bool> = batch
+            .iter()
+            .map(|(_, op)| op.set.is_some() && gate.next().unwrap_or(false))
+            .collect();
+        let mut gate = exists.iter().copied();
+        let writes = plan(batch, |_| gate.next().unwrap_or(false));
         if !writes.is_empty() {
             let mut pipe = redis::pipe();
             for w in &writes {
@@ -241,7 +240,7 @@ impl Store {
             self.producer_sets(&[("PortInitDone".to_owned(), fvs)])
                 .await?;
         }
-        Ok(present)
+        Ok(written)
     }
 }
 
