@@ -74,6 +74,21 @@ impl Batch {
         );
     }
 
+    /// Split off everything after the first `n` ports (first-touch order).
+    pub fn split_off(&mut self, n: usize) -> Batch {
+        if n >= self.order.len() {
+            return Batch::default();
+        }
+        let rest_order = self.order.split_off(n);
+        let mut rest = Batch::default();
+        for name in rest_order {
+            let op = self.ops.remove(&name).expect("order and ops agree");
+            rest.ops.insert(name.clone(), op);
+            rest.order.push(name);
+        }
+        rest
+    }
+
     /// Put an older batch (one whose flush failed) underneath this one.
     pub fn merge_older(&mut self, older: Batch) {
         let newer = std::mem::replace(self, older);

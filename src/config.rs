@@ -18,6 +18,7 @@ struct FileConfig {
     netlink_rcvbuf: Option<u64>,
     redis_timeout_ms: Option<u64>,
     max_datagrams_per_turn: Option<u64>,
+    max_ports_per_flush: Option<u64>,
     shutdown_flush_ms: Option<u64>,
 }
 
@@ -34,6 +35,8 @@ pub struct Settings {
     pub redis_timeout: Duration,
     /// Datagrams read per loop turn before timers and signals get a look in.
     pub max_datagrams_per_turn: usize,
+    /// Ports per Redis flush (bounds pipeline size, memory and per-flush latency).
+    pub max_ports_per_flush: usize,
     /// How long SIGTERM waits for pending writes before giving up.
     pub shutdown_flush: Duration,
 }
@@ -46,6 +49,7 @@ impl Default for Settings {
             netlink_rcvbuf: 16 * 1024 * 1024,
             redis_timeout: Duration::from_secs(2),
             max_datagrams_per_turn: 256,
+            max_ports_per_flush: 512,
             shutdown_flush: Duration::from_secs(5),
         }
     }
@@ -106,6 +110,14 @@ impl Settings {
                 1,
                 65536,
                 256,
+            )? as usize,
+            max_ports_per_flush: ranged(
+                file,
+                "max_ports_per_flush",
+                raw.max_ports_per_flush,
+                1,
+                65536,
+                512,
             )? as usize,
             shutdown_flush: Duration::from_millis(ranged(
                 file,

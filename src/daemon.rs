@@ -212,6 +212,7 @@ impl Loop {
                 }
                 self.settings.log_level = new.log_level;
                 self.settings.max_datagrams_per_turn = new.max_datagrams_per_turn;
+                self.settings.max_ports_per_flush = new.max_ports_per_flush;
                 self.settings.shutdown_flush = new.shutdown_flush;
                 info!("SIGHUP: reloaded {}", file.display());
             }
@@ -346,7 +347,7 @@ impl Loop {
     }
 
     fn launch(&mut self) -> Option<Inflight> {
-        let flush = self.outbox.take()?;
+        let flush = self.outbox.take(self.settings.max_ports_per_flush)?;
         self.counters.flushes += 1;
         let mut store = self.store.clone();
         Some(Box::pin(async move {

@@ -51,16 +51,17 @@ impl Outbox {
         self.init
     }
 
-    /// Start a flush if none is in flight and there is work.
-    pub fn take(&mut self) -> Option<Flush> {
+    /// Start a flush of at most `max` ports if none is in flight and there is work.
+    /// `PortInitDone` rides with the flush that empties the pending batch.
+    pub fn take(&mut self, max: usize) -> Option<Flush> {
         if self.inflight || (self.pending.is_empty() && !self.init) {
             return None;
         }
         self.inflight = true;
-        Some(Flush {
-            batch: std::mem::take(&mut self.pending),
-            init: std::mem::take(&mut self.init),
-        })
+        let rest = self.pending.split_off(max.max(1));
+        let batch = std::mem::replace(&mut self.pending, rest);
+        let init = self.pending.is_empty() && std::mem::take(&mut self.init);
+        Some(Flush { batch, init })
     }
 
     /// The flush landed. Returns true when an earlier failure means a resync is due now.
@@ -115,16 +116,33 @@ mod tests {
         mtu: 9100,
     };
 
+    const MAX: usize = 512;
+
+    #[test]
+    fn large_batches_go_out_in_bounded_flushes_with_init_last() {
+        let mut o = Outbox::default();
+        for i in 0..5 {
+            o.pending_mut().set(&format!("Ethernet{i}"), UP);
+        }
+        o.want_init();
+        for (len, init) in [(2, false), (2, false), (1, true)] {
+            let f = o.take(2).unwrap();
+            assert_eq!((f.batch.len(), f.init), (len, init));
+            assert!(!o.succeeded());
+        }
+        assert!(o.idle());
+    }
+
     #[test]
     fn one_flush_in_flight_and_failures_come_back() {
         let mut o = Outbox::default();
-        assert!(o.take().is_none());
+        assert!(o.take(MAX).is_none());
         o.pending_mut().set("Ethernet0", UP);
-        let f = o.take().unwrap();
-        assert!(o.take().is_none(), "only one in flight");
+        let f = o.take(MAX).unwrap();
+        assert!(o.take(MAX).is_none(), "only one in flight");
         o.pending_mut().delete("Ethernet0");
         o.failed(f);
-        let f = o.take().unwrap();
+        let f = o.take(MAX).unwrap();
         assert_eq!(
             f.batch.iter().next().unwrap().1.set,
             None,
@@ -138,11 +156,11 @@ mod tests {
     fn init_rides_after_pending_writes() {
         let mut o = Outbox::default();
         o.want_init();
-        let f = o.take().unwrap();
+        let f = o.take(MAX).unwrap();
         assert!(f.init && f.batch.is_empty());
         o.failed(f);
         assert!(o.init_queued());
-        assert!(o.take().unwrap().init);
+        assert!(o.take(MAX).unwrap().init);
         assert!(o.succeeded());
         assert!(o.idle());
     }

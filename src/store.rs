@@ -14,6 +14,10 @@ use redis::{
 };
 use std::time::Duration;
 
+/// Start-up pipelines are sent in chunks of this many commands (bounds peak memory; the order
+/// is unchanged).
+const PIPELINE_CHUNK: usize = 512;
+
 /// Field/value pairs as Redis returned them (binary-safe).
 pub type Fvs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -128,15 +132,14 @@ impl Store {
             .arg(format!("{prefix}*"))
             .query_async(&mut self.config)
             .await?;
-        let mut pipe = redis::pipe();
-        for k in &keys {
-            pipe.cmd("HGETALL").arg(k);
+        let mut all: Vec<Fvs> = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(PIPELINE_CHUNK) {
+            let mut pipe = redis::pipe();
+            for k in chunk {
+                pipe.cmd("HGETALL").arg(k);
+            }
+            all.extend(pipe.query_async::<Vec<Fvs>>(&mut self.config).await?);
         }
-        let all: Vec<Fvs> = if keys.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut self.config).await?
-        };
         Ok(keys
             .into_iter()
             .zip(all)
@@ -160,6 +163,13 @@ impl Store {
     }
 
     async fn producer_pipe(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
+        for chunk in sets.chunks(PIPELINE_CHUNK) {
+            self.producer_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn producer_chunk(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
         let mut pipe = redis::pipe();
         for (key, fvs) in sets {
             pipe.add_command(pst::set_cmd(

@@ -153,7 +153,7 @@ impl Sim {
             }
             Op::Start => {
                 if self.inflight.is_none() {
-                    self.inflight = self.outbox.take();
+                    self.inflight = self.outbox.take(3);
                 }
             }
             Op::Ok => self.complete(true, 0),
@@ -188,7 +188,7 @@ impl Sim {
 
     fn drain(&mut self) {
         self.complete(true, 0);
-        while let Some(f) = self.outbox.take() {
+        while let Some(f) = self.outbox.take(3) {
             self.inflight = Some(f);
             self.complete(true, 0);
         }
