@@ -1,6 +1,7 @@
 //! The command line. No arguments runs the daemon exactly as the swss container starts the
 //! C++ binary; options select other files; subcommands are tools around the daemon.
 
+use crate::logging::LogTarget;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -14,9 +15,18 @@ pub struct Cli {
     /// SONiC database_config.json (default /var/run/redis/sonic-db/database_config.json)
     #[arg(long, value_name = "PATH", global = true)]
     pub db_config: Option<PathBuf>,
+    /// Multi-ASIC: use this namespace's database (e.g. asic0) from database_global.json
+    #[arg(long, value_name = "NS", global = true)]
+    pub namespace: Option<String>,
+    /// database_global.json, for --namespace
+    #[arg(long, value_name = "PATH", global = true, default_value = crate::dbconfig::DEFAULT_DB_GLOBAL)]
+    pub db_global: std::path::PathBuf,
     /// Optional TOML settings file
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// Where log lines go
+    #[arg(long, value_enum, value_name = "TARGET", default_value_t = LogTarget::Auto, global = true)]
+    pub log_target: LogTarget,
     /// Validate the settings file and database_config.json, print the result, and exit
     #[arg(long)]
     pub check_config: bool,
@@ -36,6 +46,19 @@ pub enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Check the running daemon, Redis, PortInitDone and kernel/STATE_DB drift. Exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN (for cron, monit, Nagios-style checks)
+    Health {
+        /// One line per check, and every drifting port
+        #[arg(short, long)]
+        verbose: bool,
+        /// A JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the man page (roff) generated from this command line
+    #[command(hide = true)]
+    Man,
     /// ConsumerStateTable stand-in for orchagent: pops APPL_DB PORT_TABLE until killed
     #[command(hide = true)]
     Consume,

@@ -20,6 +20,8 @@ struct FileConfig {
     max_datagrams_per_turn: Option<u64>,
     max_ports_per_flush: Option<u64>,
     shutdown_flush_ms: Option<u64>,
+    heartbeat_ms: Option<u64>,
+    syslog_socket: Option<PathBuf>,
 }
 
 /// Validated settings.
@@ -39,6 +41,11 @@ pub struct Settings {
     pub max_ports_per_flush: usize,
     /// How long SIGTERM waits for pending writes before giving up.
     pub shutdown_flush: Duration,
+    /// How often the loop writes its heartbeat (STATE_DB `PORTSYNCD_HEALTH_TABLE|portsyncd`)
+    /// and its systemd status.
+    pub heartbeat: Duration,
+    /// The syslog socket for `--log-target syslog`.
+    pub syslog_socket: PathBuf,
 }
 
 impl Default for Settings {
@@ -51,6 +58,8 @@ impl Default for Settings {
             max_datagrams_per_turn: 256,
             max_ports_per_flush: 512,
             shutdown_flush: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(5),
+            syslog_socket: PathBuf::from("/dev/log"),
         }
     }
 }
@@ -127,6 +136,15 @@ impl Settings {
                 600_000,
                 5000,
             )?),
+            heartbeat: Duration::from_millis(ranged(
+                file,
+                "heartbeat_ms",
+                raw.heartbeat_ms,
+                100,
+                600_000,
+                5000,
+            )?),
+            syslog_socket: raw.syslog_socket.unwrap_or(d.syslog_socket),
         })
     }
 

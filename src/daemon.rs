@@ -10,7 +10,7 @@ use crate::counters::Counters;
 use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
 use crate::event::{LinkEvent, LinkOp, NetlinkInput};
-use crate::logging::LogControl;
+use crate::logging::{LogControl, LogTarget};
 use crate::netlink::LinkSocket;
 use crate::notify::Notifier;
 use crate::outbox::{Backoff, Flush, Outbox};
@@ -30,8 +30,12 @@ type FlushDone = (Flush, redis::RedisResult<Vec<bool>>);
 type Inflight = Pin<Box<dyn Future<Output = FlushDone>>>;
 
 /// Build the runtime and run the daemon until SIGTERM/SIGINT.
-pub fn run(settings: Settings, config_file: Option<PathBuf>) -> Result<()> {
-    let log = LogControl::init(tracing::level_filters::LevelFilter::INFO);
+pub fn run(settings: Settings, config_file: Option<PathBuf>, target: LogTarget) -> Result<()> {
+    let log = LogControl::init(
+        tracing::level_filters::LevelFilter::INFO,
+        target,
+        &settings.syslog_socket,
+    );
     let dbs = DbConfig::load(&settings.db_config)?.sonic_dbs()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -128,7 +132,7 @@ impl Loop {
         let _logger_sub = self.subscribe_logger(log_tx).await;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
-        let mut tick = tokio::time::interval(self.notifier.tick(Duration::from_secs(10)));
+        let mut tick = tokio::time::interval(self.notifier.tick(self.settings.heartbeat));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.notifier.ready(&self.status());
         crate::logging::set_buffering(true);
@@ -152,11 +156,11 @@ impl Loop {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                     self.retry_at = None;
                 }
-                _ = tick.tick() => self.notifier.alive(&self.status()),
+                _ = tick.tick() => self.heartbeat(),
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),
                     Err(e) => {
-                        error!("netlink reports an error={} on reading a netlink socket", e.raw_os_error().unwrap_or(0));
+                        error!(target: "readData", "netlink reports an error={} on reading a netlink socket", e.raw_os_error().unwrap_or(0));
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
@@ -199,6 +203,45 @@ impl Loop {
         }
     }
 
+    /// The loop is alive: tell systemd (WATCHDOG=1, STATUS=) and write the heartbeat row that
+    /// `portsyncd health` reads. The Redis write runs as its own task so a stalled Redis cannot
+    /// hold up the loop.
+    fn heartbeat(&mut self) {
+        self.notifier.alive(&self.status());
+        let fields = self.health_fields("running");
+        let mut store = self.store.clone();
+        tokio::spawn(async move {
+            let key = store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
+            let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
+            let _ = store.hset(false, &key, &fv).await;
+        });
+    }
+
+    fn health_fields(&self, state: &str) -> Vec<(&'static str, String)> {
+        let (up, down) = self.sync.oper_counts();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        vec![
+            ("state", state.to_string()),
+            ("pid", std::process::id().to_string()),
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("heartbeat_ms", now_ms.to_string()),
+            (
+                "interval_ms",
+                self.settings.heartbeat.as_millis().to_string(),
+            ),
+            ("ports", (up + down).to_string()),
+            ("oper_up", up.to_string()),
+            ("oper_down", down.to_string()),
+            ("awaiting", self.sync.expected().count().to_string()),
+            ("init_done", self.sync.init_sent().to_string()),
+            ("resyncs", self.counters.resyncs.to_string()),
+            ("flush_errors", self.counters.flush_errors.to_string()),
+        ]
+    }
+
     /// SIGHUP: re-read the settings file; a bad file is rejected and the old settings stay.
     fn reload(&mut self) {
         let Some(file) = self.config_file.clone() else {
@@ -237,7 +280,7 @@ impl Loop {
                 NetlinkInput::DumpDone { interrupted } => self.on_dump_done(interrupted),
                 NetlinkInput::Overrun => {
                     self.counters.overruns += 1;
-                    error!("netlink reports out of memory on reading a netlink socket. High possibility of a lost message");
+                    error!(target: "readData", "netlink reports out of memory on reading a netlink socket. High possibility of a lost message");
                     self.start_resync();
                 }
                 NetlinkInput::Malformed(m) => {
@@ -261,7 +304,7 @@ impl Loop {
             .map(|k| format!(" type:{k}"))
             .unwrap_or_default();
         info!(
-            "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
+            target: "onMsg", "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
             ev.op.number(),
             ev.name,
             u8::from(ev.admin_up()),
@@ -278,7 +321,7 @@ impl Loop {
             Verdict::OldInterface => {
                 self.counters.ignored_old += 1;
                 debug!(
-                    "nlmsg type:{} Ignoring message for old interface {}({})",
+                    target: "onMsg", "nlmsg type:{} Ignoring message for old interface {}({})",
                     ev.op.number(),
                     ev.name,
                     ev.ifindex
@@ -362,22 +405,22 @@ impl Loop {
                 for ((name, op), written) in flush.batch.iter().zip(written) {
                     if op.delete {
                         self.counters.state_dels += 1;
-                        info!("Delete {name}(ok) from state db");
+                        info!(target: "onMsg", "Delete {name}(ok) from state db");
                     }
                     if let Some(s) = op.set {
                         if written {
                             self.counters.state_sets += 1;
                             self.sync.on_written(name);
-                            info!("Publish {name}(ok:{}) to state db", s.oper_str());
+                            info!(target: "onMsg", "Publish {name}(ok:{}) to state db", s.oper_str());
                         } else {
                             self.counters.gate_misses += 1;
-                            info!("Cannot find {name} in port table");
+                            info!(target: "onMsg", "Cannot find {name} in port table");
                         }
                     }
                 }
                 if flush.init {
                     self.sync.mark_init_sent();
-                    info!("PortInitDone");
+                    info!(target: "main", "PortInitDone");
                 }
                 self.backoff.reset();
                 if self.outbox.succeeded() {
@@ -443,6 +486,14 @@ impl Loop {
             }
         }
         info!("counters at exit: {:?}", self.counters);
+        let fields = self.health_fields("stopped");
+        let key = self.store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
+        let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.store.hset(false, &key, &fv),
+        )
+        .await;
         if self.outbox.idle() {
             Ok(())
         } else {

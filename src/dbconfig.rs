@@ -10,6 +10,39 @@ use std::path::{Path, PathBuf};
 /// The compiled-in default of the C++ library (`SonicDBConfig::DEFAULT_SONIC_DB_CONFIG_FILE`).
 pub const DEFAULT_DB_CONFIG: &str = "/var/run/redis/sonic-db/database_config.json";
 
+/// The multi-ASIC index of per-namespace database_config.json files.
+pub const DEFAULT_DB_GLOBAL: &str = "/var/run/redis/sonic-db/database_global.json";
+
+/// Resolve `namespace` in a `database_global.json` (`{"INCLUDES":[{"include": "<path relative
+/// to this file>", "namespace": "asic0"}, …]}`) to that namespace's database_config.json.
+pub fn resolve_namespace(global: &Path, namespace: &str) -> Result<PathBuf> {
+    let err = |field: &str, expected: &str| Error::config(global, field, expected);
+    let text = std::fs::read_to_string(global)
+        .map_err(|e| err("(file)", &format!("a readable database_global.json ({e})")))?;
+    let root: Value =
+        serde_json::from_str(&text).map_err(|e| err("(file)", &format!("valid JSON ({e})")))?;
+    let includes = root
+        .get("INCLUDES")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("INCLUDES", "an array of {include, namespace} objects"))?;
+    for (i, inc) in includes.iter().enumerate() {
+        if inc.get("namespace").and_then(Value::as_str) == Some(namespace) {
+            let rel = inc.get("include").and_then(Value::as_str).ok_or_else(|| {
+                err(
+                    &format!("INCLUDES[{i}].include"),
+                    "a path to a database_config.json",
+                )
+            })?;
+            let base = global.parent().unwrap_or(Path::new("/"));
+            return Ok(base.join(rel));
+        }
+    }
+    Err(err(
+        "INCLUDES",
+        &format!("an entry with \"namespace\": \"{namespace}\""),
+    ))
+}
+
 /// One logical database: the unix socket of its instance, its id and its separator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbLocation {
@@ -187,6 +220,34 @@ mod tests {
             dbs.config.socket,
             PathBuf::from("/var/run/redis/redis.sock")
         );
+    }
+
+    #[test]
+    fn namespace_resolves_through_database_global() {
+        let dir = std::env::temp_dir().join(format!("pst-global-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let g = dir.join("database_global.json");
+        std::fs::write(
+            &g,
+            r#"{"INCLUDES":[{"include":"database_config.json"},
+            {"include":"../redis1/database_config.json","namespace":"asic1"}],"VERSION":"1.0"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_namespace(&g, "asic1").unwrap(),
+            dir.join("../redis1/database_config.json")
+        );
+        let e = resolve_namespace(&g, "asic7").unwrap_err().to_string();
+        assert!(
+            e.contains("database_global.json: INCLUDES: an entry with \"namespace\": \"asic7\""),
+            "{e}"
+        );
+        std::fs::write(&g, "{}").unwrap();
+        assert!(resolve_namespace(&g, "asic1")
+            .unwrap_err()
+            .to_string()
+            .contains("INCLUDES"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// (input mutation, field the error must name)

@@ -12,8 +12,10 @@ pub mod daemon; // the event loop: one select! over netlink, Redis completions, 
 pub mod dbconfig; // database_config.json → socket, id, separator per DB
 pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
+pub mod health; // `portsyncd health`: checks and exit codes
 pub mod lab; // `portsyncd lab`: the self-contained demo
-pub mod logging; // tracing setup, SONiC level names, live level changes
+pub mod logging; // log targets, SONiC level names, live level changes
+mod logsink; // line formats (terminal, journald, syslog) and writers
 pub mod netlink; // the only module that knows netlink-packet-route
 pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)
@@ -28,9 +30,21 @@ use cli::{Cli, Command};
 use config::Settings;
 use error::Result;
 
-/// Run what the command line asks for.
-pub fn run(cli: Cli) -> Result<()> {
-    let settings = Settings::load(cli.config.as_deref(), cli.db_config.as_deref())?;
+/// Run what the command line asks for; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    let db_config = match &cli.namespace {
+        Some(ns) => Some(dbconfig::resolve_namespace(&cli.db_global, ns)?),
+        None => cli.db_config.clone(),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), db_config.as_deref()) {
+        Ok(s) => s,
+        // A health check that cannot read its configuration answers UNKNOWN, as monitors expect.
+        Err(e) if matches!(cli.command, Some(Command::Health { .. })) => {
+            println!("PORTSYNCD UNKNOWN - {e}");
+            return Ok(health::Status::Unknown.code());
+        }
+        Err(e) => return Err(e),
+    };
     if cli.check_config {
         let dbs = dbconfig::DbConfig::load(&settings.db_config)?.sonic_dbs()?;
         println!(
@@ -41,11 +55,19 @@ pub fn run(cli: Cli) -> Result<()> {
             dbs.state.id,
             dbs.appl.socket.display()
         );
-        return Ok(());
+        return Ok(0);
     }
     match cli.command {
-        None => daemon::run(settings, cli.config),
-        Some(Command::Lab { ports, seconds }) => lab::run(ports, seconds),
-        Some(Command::Consume) => consumer::run(&settings),
+        None => daemon::run(settings, cli.config, cli.log_target).map(|()| 0),
+        Some(Command::Lab { ports, seconds }) => lab::run(ports, seconds).map(|()| 0),
+        Some(Command::Health { verbose, json }) => Ok(health::run(&settings, verbose, json)),
+        Some(Command::Consume) => consumer::run(&settings).map(|()| 0),
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| error::Error::io("writing the man page", e))?;
+            Ok(0)
+        }
     }
 }

@@ -1,82 +1,47 @@
-//! Logging: tracing to stderr, with SONiC's priority names mapped onto tracing levels and a
-//! handle to change the level live (CONFIG_DB `LOGGER|portsyncd` LOGLEVEL, or SIGHUP).
+//! Logging: where lines go (journald, syslog, a terminal), SONiC's priority names mapped onto
+//! tracing levels, and a handle to change the level live (CONFIG_DB `LOGGER|portsyncd`
+//! LOGLEVEL, or SIGHUP).
 //! SONiC has NOTICE between WARN and INFO, so the C++ NOTICE lines are logged at tracing INFO,
 //! C++ INFO at DEBUG and C++ DEBUG at TRACE; the default threshold NOTICE is tracing INFO.
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::logsink::{Sink, SonicFormat, Style};
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{fmt, prelude::*, reload, Registry};
 
-/// While the event loop runs, log lines are collected and written once per loop turn: a
-/// storm of link events then costs one write(2) per turn instead of two per event. Outside
-/// the loop (start-up, shutdown, tools) every line is written at once.
-static BUFFERING: AtomicBool = AtomicBool::new(false);
-const BUFFER_LIMIT: usize = 64 * 1024;
-
-thread_local! {
-    static LINES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Write the lines collected in this loop turn.
-pub fn flush() {
-    LINES.with(|l| {
-        let mut l = l.borrow_mut();
-        if !l.is_empty() {
-            let _ = std::io::stderr().lock().write_all(&l);
-            l.clear();
-        }
-    });
-}
-
-/// Collect lines until `flush` (true) or write each at once (false, flushing what is held).
-pub fn set_buffering(on: bool) {
-    BUFFERING.store(on, Ordering::Relaxed);
-    if !on {
-        flush();
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Stderr;
-
-struct LineSink;
-
-impl Write for LineSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if !BUFFERING.load(Ordering::Relaxed) {
-            return std::io::stderr().lock().write(buf);
-        }
-        let full = LINES.with(|l| {
-            let mut l = l.borrow_mut();
-            l.extend_from_slice(buf);
-            l.len() >= BUFFER_LIMIT
-        });
-        if full {
-            flush();
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Stderr {
-    type Writer = LineSink;
-
-    fn make_writer(&'a self) -> LineSink {
-        LineSink
-    }
-}
+pub use crate::logsink::{flush, set_buffering};
 
 /// The SONiC priority names accepted in `LOGGER|portsyncd` LOGLEVEL, most severe first.
 pub const SONIC_LEVELS: [&str; 8] = [
     "EMERG", "ALERT", "CRIT", "ERROR", "WARN", "NOTICE", "INFO", "DEBUG",
 ];
+
+/// Where log lines go (`--log-target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogTarget {
+    /// journald if systemd connected stderr to the journal, a terminal's stderr if there is
+    /// one, syslog otherwise (supervisord, as the C++ daemon).
+    Auto,
+    /// stderr lines with `<N>` priority prefixes, no timestamps (journald adds its own).
+    Journald,
+    /// Datagrams to /dev/log, ident `portsyncd`, the C++ `:- fn: msg` shape.
+    Syslog,
+    /// Readable, colour-free lines with timestamps and SONiC level names.
+    Stderr,
+}
+
+impl LogTarget {
+    fn style(self) -> Style {
+        use std::io::IsTerminal;
+        match self {
+            LogTarget::Journald => Style::Journald,
+            LogTarget::Syslog => Style::Syslog,
+            LogTarget::Stderr => Style::Terminal,
+            LogTarget::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => Style::Journald,
+            LogTarget::Auto if std::io::stderr().is_terminal() => Style::Terminal,
+            LogTarget::Auto => Style::Syslog,
+        }
+    }
+}
 
 /// The tracing threshold for a SONiC priority name; `None` for an unknown name.
 pub fn sonic_level(name: &str) -> Option<LevelFilter> {
@@ -97,16 +62,16 @@ pub struct LogControl {
 }
 
 impl LogControl {
-    /// Install the global subscriber (once per process) at `level`.
-    pub fn init(level: LevelFilter) -> LogControl {
+    /// Install the global subscriber (once per process) at `level`, writing to `target`.
+    pub fn init(level: LevelFilter, target: LogTarget, syslog: &std::path::Path) -> LogControl {
         let (filter, handle) = reload::Layer::new(level);
+        let (sink, style) = Sink::open(target.style(), syslog);
         let installed = tracing_subscriber::registry()
             .with(filter)
             .with(
                 fmt::layer()
-                    .with_writer(Stderr)
-                    .with_ansi(false)
-                    .with_target(false),
+                    .event_format(SonicFormat(style))
+                    .with_writer(sink),
             )
             .try_init()
             .is_ok();

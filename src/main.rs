@@ -8,7 +8,7 @@ use portsyncd::cli::Cli;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match portsyncd::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
             eprintln!("portsyncd: {e}");
             std::process::ExitCode::from(e.exit_code())

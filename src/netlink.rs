@@ -248,6 +248,15 @@ fn request_socket() -> io::Result<Socket> {
 
 /// Every link the kernel has now, as `(ifindex, name)`, in kernel order (like `if_nameindex`).
 pub fn list_links() -> io::Result<Vec<(u32, String)>> {
+    Ok(dump_links()?
+        .into_iter()
+        .map(|ev| (ev.ifindex, ev.name))
+        .collect())
+}
+
+/// Every link the kernel has now, in kernel order, with its flags and MTU (a consistent dump:
+/// repeated if the kernel flags it interrupted).
+pub fn dump_links() -> io::Result<Vec<LinkEvent>> {
     let sock = request_socket()?;
     sock.send(&dump_request(1), 0)?;
     let mut links = Vec::new();
@@ -257,11 +266,9 @@ pub fn list_links() -> io::Result<Vec<(u32, String)>> {
         decode_datagram(&data, &mut out);
         for input in out.drain(..) {
             match input {
-                NetlinkInput::Link { ev, .. } if ev.op == LinkOp::New => {
-                    links.push((ev.ifindex, ev.name))
-                }
+                NetlinkInput::Link { ev, .. } if ev.op == LinkOp::New => links.push(ev),
                 NetlinkInput::DumpDone { interrupted: false } => return Ok(links),
-                NetlinkInput::DumpDone { interrupted: true } => return list_links(),
+                NetlinkInput::DumpDone { interrupted: true } => return dump_links(),
                 NetlinkInput::Malformed(m) => return Err(io::Error::other(m)),
                 _ => {}
             }

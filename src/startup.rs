@@ -104,7 +104,7 @@ async fn check_warm_start(store: &mut Store) -> Result<bool> {
         match c.as_deref().and_then(|c| c.parse::<u64>().ok()) {
             Some(n) => count = Some(n + 1),
             None => warn!(
-                "portsyncd doing warm start, but restore_count not found in stateDB WARM_RESTART_TABLE table, fall back to cold start"
+                target: "checkWarmStart", "portsyncd doing warm start, but restore_count not found in stateDB WARM_RESTART_TABLE table, fall back to cold start"
             ),
         }
     }
@@ -114,7 +114,7 @@ async fn check_warm_start(store: &mut Store) -> Result<bool> {
         .await
         .map_err(redis_err("writing restore_count"))?;
     if let Some(n) = count {
-        info!("portsyncd doing warm start, restore count {n}");
+        info!(target: "checkWarmStart", "portsyncd doing warm start, restore count {n}");
     }
     Ok(count.is_some())
 }
@@ -137,13 +137,13 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
     debug!("netlink receive buffer {rcvbuf} bytes");
     info!("Listen to link messages...");
 
-    info!("Getting port configuration from ConfigDB...");
+    info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
     let ports = store
         .config_ports()
         .await
         .map_err(redis_err("reading CONFIG_DB PORT"))?;
     if ports.is_empty() {
-        info!("ConfigDB does not have port information, however ports can be added later on, continuing...");
+        info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
     let mut sync = PortSync::new(ports.iter().map(|(name, _)| name.clone()));
     if !warm {
@@ -202,9 +202,9 @@ fn bring_down_stale(sync: &mut PortSync) -> Result<()> {
         if !name.starts_with("Ethernet") {
             continue;
         }
-        debug!("Bring down old interface {name}({ifindex})");
+        debug!(target: "LinkSync", "Bring down old interface {name}({ifindex})");
         if let Err(e) = netlink::set_admin_down(ifindex) {
-            warn!("Failed to bring down old interface {name}({ifindex}): {e}");
+            warn!(target: "LinkSync", "Failed to bring down old interface {name}({ifindex}): {e}");
         }
         sync.add_old_interface(ifindex, name);
     }

@@ -18,6 +18,9 @@ use std::time::Duration;
 /// is unchanged).
 const PIPELINE_CHUNK: usize = 512;
 
+/// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
+pub const HEALTH_TABLE: &str = "PORTSYNCD_HEALTH_TABLE";
+
 /// Field/value pairs as Redis returned them (binary-safe).
 pub type Fvs = Vec<(Vec<u8>, Vec<u8>)>;
 

@@ -432,6 +432,7 @@ impl Daemon {
                 "--db-config",
             ])
             .arg(&redis.cfg)
+            .args(["--log-target", "stderr"])
             .args(args)
             .env("NOTIFY_SOCKET", &notify_path)
             .envs(env.iter().copied())
