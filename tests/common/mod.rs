@@ -432,7 +432,11 @@ impl Daemon {
                 "--db-config",
             ])
             .arg(&redis.cfg)
-            .args(["--log-target", "stderr"])
+            .args(if args.contains(&"--log-target") {
+                &[][..]
+            } else {
+                &["--log-target", "stderr"][..]
+            })
             .args(args)
             .env("NOTIFY_SOCKET", &notify_path)
             .envs(env.iter().copied())
