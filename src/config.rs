@@ -2,10 +2,12 @@
 //! once. Unknown keys and out-of-range values are rejected with the file, the key and what was
 //! expected. With no file, every setting has the C++ daemon's behaviour as its default.
 
+use crate::alerts::{default_rules, Kind, Rule, Severity};
 use crate::dbconfig::DEFAULT_DB_CONFIG;
 use crate::error::{Error, Result};
 use crate::logging::{sonic_level, SONIC_LEVELS};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +24,126 @@ struct FileConfig {
     shutdown_flush_ms: Option<u64>,
     heartbeat_ms: Option<u64>,
     syslog_socket: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    #[serde(default)]
+    alert: Option<Vec<RawAlert>>,
 }
+
+/// One `[[alert]]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    name: Option<String>,
+    kind: Option<String>,
+    ports: Option<String>,
+    severity: Option<String>,
+    for_ms: Option<u64>,
+    threshold: Option<u64>,
+    window_ms: Option<u64>,
+    after_ms: Option<u64>,
+}
+
+fn alert_rule(file: &Path, i: usize, raw: RawAlert) -> Result<Rule> {
+    let err = |field: &str, expected: String| {
+        Error::config(file, format!("alert[{i}].{field}"), expected)
+    };
+    let kind_name = raw
+        .kind
+        .ok_or_else(|| err("kind", format!("one of {ALERT_KINDS:?}")))?;
+    if !ALERT_KINDS.contains(&kind_name.as_str()) {
+        return Err(err(
+            "kind",
+            format!("one of {ALERT_KINDS:?} (got {kind_name:?})"),
+        ));
+    }
+    let windowed = matches!(kind_name.as_str(), "flap" | "resync");
+    let need = |field: &str, v: Option<u64>, lo: u64| match v {
+        Some(v) if v >= lo => Ok(v),
+        Some(v) => Err(err(
+            field,
+            format!("an integer >= {lo} for kind {kind_name} (got {v})"),
+        )),
+        None => Err(err(
+            field,
+            format!("an integer >= {lo}: kind {kind_name} needs it"),
+        )),
+    };
+    let unused = |field: &str, v: Option<u64>| match v {
+        Some(_) => Err(err(
+            field,
+            format!("nothing: kind {kind_name} does not use it"),
+        )),
+        None => Ok(()),
+    };
+    let kind = if windowed {
+        unused("after_ms", raw.after_ms)?;
+        let max = u32::try_from(need("threshold", raw.threshold, 1)?)
+            .map_err(|_| err("threshold", "a 32-bit integer".into()))?;
+        let window_ms = need("window_ms", raw.window_ms, 1000)?;
+        if kind_name == "flap" {
+            Kind::Flap { max, window_ms }
+        } else {
+            Kind::Resync { max, window_ms }
+        }
+    } else {
+        unused("threshold", raw.threshold)?;
+        unused("window_ms", raw.window_ms)?;
+        let after_ms = need("after_ms", raw.after_ms, 0)?;
+        match kind_name.as_str() {
+            "oper_down" => Kind::OperDown { after_ms },
+            "missing_port" => Kind::MissingPort { after_ms },
+            "init_stall" => Kind::InitStall { after_ms },
+            "mtu_mismatch" => Kind::MtuMismatch { after_ms },
+            other => {
+                return Err(err(
+                    "kind",
+                    format!("one of {ALERT_KINDS:?} (got {other:?})"),
+                ))
+            }
+        }
+    };
+    let severity = match raw.severity.as_deref().unwrap_or("warning") {
+        "info" => Severity::Info,
+        "warning" => Severity::Warning,
+        "critical" => Severity::Critical,
+        other => {
+            return Err(err(
+                "severity",
+                format!("info, warning or critical (got {other:?})"),
+            ))
+        }
+    };
+    let ports = raw.ports.unwrap_or_else(|| "*".into());
+    if ports.is_empty() || ports[..ports.len() - 1].contains('*') {
+        return Err(err(
+            "ports",
+            format!("a port name, a prefix ending in '*', or '*' (got {ports:?})"),
+        ));
+    }
+    let name = raw.name.unwrap_or_else(|| kind.name().to_owned());
+    if name.is_empty() || name.contains('|') {
+        return Err(err(
+            "name",
+            format!("a non-empty name without '|' (got {name:?})"),
+        ));
+    }
+    Ok(Rule {
+        name,
+        kind,
+        severity,
+        ports,
+        for_ms: raw.for_ms.unwrap_or(0),
+    })
+}
+
+const ALERT_KINDS: [&str; 6] = [
+    "flap",
+    "oper_down",
+    "missing_port",
+    "init_stall",
+    "mtu_mismatch",
+    "resync",
+];
 
 /// Validated settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +167,10 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// The syslog socket for `--log-target syslog`.
     pub syslog_socket: PathBuf,
+    /// Where `/metrics` is served; `None` turns the endpoint off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Alert rules (`[[alert]]`); the defaults when the file has none.
+    pub alerts: Vec<Rule>,
 }
 
 impl Default for Settings {
@@ -60,6 +185,8 @@ impl Default for Settings {
             shutdown_flush: Duration::from_secs(5),
             heartbeat: Duration::from_secs(5),
             syslog_socket: PathBuf::from("/dev/log"),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
+            alerts: default_rules(),
         }
     }
 }
@@ -145,6 +272,25 @@ impl Settings {
                 5000,
             )?),
             syslog_socket: raw.syslog_socket.unwrap_or(d.syslog_socket),
+            metrics_listen: match raw.metrics_listen.as_deref() {
+                None => d.metrics_listen,
+                Some("") => None,
+                Some(a) => Some(a.parse().map_err(|_| {
+                    Error::config(file, "metrics_listen", format!("an address:port such as \"127.0.0.1:9101\", or \"\" to turn it off (got {a:?})"))
+                })?),
+            },
+            alerts: match raw.alert {
+                None => d.alerts,
+                Some(list) => {
+                    let rules = list.into_iter().enumerate().map(|(i, r)| alert_rule(file, i, r)).collect::<Result<Vec<_>>>()?;
+                    for (i, r) in rules.iter().enumerate() {
+                        if rules[..i].iter().any(|o| o.name == r.name) {
+                            return Err(Error::config(file, format!("alert[{i}].name"), format!("a name no other rule uses (\"{}\" is taken)", r.name)));
+                        }
+                    }
+                    rules
+                }
+            },
         })
     }
 
@@ -198,6 +344,16 @@ mod tests {
             ("netlink_rcvbuf = \"big\"", "(toml)"),
             ("redis_timeout_ms = 0", "redis_timeout_ms"),
             ("[[", "(toml)"),
+            ("[[alert]]\nkind = \"flapp\"", "alert[0].kind"),
+            ("[[alert]]\nkind = \"flap\"\nwindow_ms = 60000", "alert[0].threshold"),
+            ("[[alert]]\nkind = \"flap\"\nthreshold = 5\nwindow_ms = 10", "alert[0].window_ms"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nthreshold = 5", "alert[0].threshold"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\n[[alert]]\nkind = \"init_stall\"", "alert[1].after_ms"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nseverity = \"fatal\"", "alert[0].severity"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"Eth*0\"", "alert[0].ports"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\n[[alert]]\nkind = \"oper_down\"\nafter_ms = 2", "alert[1].name"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nport = \"x\"", "(toml)"),
+            ("metrics_listen = \"localhost\"", "metrics_listen"),
         ];
         for (text, want) in cases {
             let msg = parse(text).unwrap_err().to_string();

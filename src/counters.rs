@@ -4,8 +4,10 @@
 /// Plain counters, owned and updated by the event loop.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
-    /// Link messages decoded (dump replies and events).
+    /// Link messages decoded (dump replies and events), by type.
     pub link_messages: u64,
+    pub newlinks: u64,
+    pub dellinks: u64,
     /// Messages acted on (folded into a batch).
     pub accepted: u64,
     /// Messages ignored: name filter, team kind, DELLINK with master, stale ifindex.
@@ -26,6 +28,10 @@ pub struct Counters {
     /// Flushes sent, and how many failed (each failure is retried).
     pub flushes: u64,
     pub flush_errors: u64,
+    /// Flushes that succeeded after a failure (Redis came back).
+    pub redis_recoveries: u64,
+    /// Redis commands sent by flushes (gate checks, row writes, scripts).
+    pub redis_commands: u64,
     /// STATE_DB rows written / deleted, and sets dropped because APPL_DB had no row.
     pub state_sets: u64,
     pub state_dels: u64,

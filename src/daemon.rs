@@ -5,17 +5,18 @@
 //! the loop: the batch is retried with capped, jittered backoff, then a fresh dump reconciles
 //! whatever Redis may have lost. Shutdown is an input like any other.
 
+use crate::alerts::Engine;
 use crate::config::Settings;
 use crate::counters::Counters;
 use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
-use crate::event::{LinkEvent, LinkOp, NetlinkInput};
 use crate::logging::{LogControl, LogTarget};
+use crate::metrics::Metrics;
 use crate::netlink::LinkSocket;
 use crate::notify::Notifier;
 use crate::outbox::{Backoff, Flush, Outbox};
-use crate::port::{PortSync, Verdict};
-use crate::resync::{Resync, Step};
+use crate::port::PortSync;
+use crate::resync::Resync;
 use crate::startup::{self, Started};
 use crate::store::{self, Store};
 use std::future::Future;
@@ -24,9 +25,13 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
-type FlushDone = (Flush, redis::RedisResult<Vec<bool>>);
+mod inputs;
+mod outputs;
+
+/// A finished flush: what was sent, when its oldest message arrived, and what Redis said.
+type FlushDone = (Flush, Option<Instant>, redis::RedisResult<Vec<bool>>);
 type Inflight = Pin<Box<dyn Future<Output = FlushDone>>>;
 
 /// Build the runtime and run the daemon until SIGTERM/SIGINT.
@@ -78,6 +83,12 @@ struct Loop {
     log: LogControl,
     notifier: Notifier,
     last_event: Option<Instant>,
+    /// When the pending batch last went from empty to non-empty (event-to-Redis latency).
+    pending_since: Option<Instant>,
+    alerts: Engine,
+    metrics: Metrics,
+    started: Instant,
+    started_wall_ms: u64,
 }
 
 impl Loop {
@@ -86,6 +97,7 @@ impl Loop {
         // it are caught, but do not count it as one.
         let mut resync = Resync::default();
         resync.request(s.sock.drops().unwrap_or(0));
+        let settings_alerts = settings.alerts.clone();
         Loop {
             store: s.store,
             sock: s.sock,
@@ -101,6 +113,14 @@ impl Loop {
             log,
             notifier: Notifier::from_env(),
             last_event: None,
+            pending_since: None,
+            alerts: Engine::new(settings_alerts, 0, s.config_mtu),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+            started_wall_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
         }
     }
 
@@ -119,11 +139,12 @@ impl Loop {
             None => "none yet".into(),
         };
         format!(
-            "ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}",
+            "ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}, alerts firing {}",
             up + down,
             self.sync.expected().count(),
             if self.sync.init_sent() { "sent" } else { "pending" },
-            self.counters.resyncs
+            self.counters.resyncs,
+            self.alerts.firing().count()
         )
     }
 
@@ -132,6 +153,16 @@ impl Loop {
         let _logger_sub = self.subscribe_logger(log_tx).await;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
+        let listener = match self.settings.metrics_listen {
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    error!("metrics endpoint disabled: cannot listen on {addr}: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         let mut tick = tokio::time::interval(self.notifier.tick(self.settings.heartbeat));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.notifier.ready(&self.status());
@@ -156,7 +187,13 @@ impl Loop {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                     self.retry_at = None;
                 }
-                _ = tick.tick() => self.heartbeat(),
+                _ = tick.tick() => {
+                    self.alert_tick();
+                    self.heartbeat();
+                }
+                Ok((stream, _)) = async { listener.as_ref().expect("guarded by the condition").accept().await }, if listener.is_some() => {
+                    tokio::spawn(crate::metrics::respond(stream, self.render_metrics()));
+                }
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),
                     Err(e) => {
@@ -257,190 +294,14 @@ impl Loop {
                 self.settings.max_datagrams_per_turn = new.max_datagrams_per_turn;
                 self.settings.max_ports_per_flush = new.max_ports_per_flush;
                 self.settings.shutdown_flush = new.shutdown_flush;
+                if new.alerts != self.settings.alerts {
+                    let effects = self.alerts.set_rules(new.alerts.clone());
+                    self.apply_alerts(effects);
+                    self.settings.alerts = new.alerts;
+                }
                 info!("SIGHUP: reloaded {}", file.display());
             }
             Err(e) => error!("SIGHUP: keeping the running settings: {e}"),
-        }
-    }
-
-    fn on_inputs(&mut self, inputs: &mut Vec<NetlinkInput>) {
-        for input in inputs.drain(..) {
-            match input {
-                NetlinkInput::Link { ev, dumped } => {
-                    self.counters.link_messages += 1;
-                    self.last_event = Some(Instant::now());
-                    if ev.op == LinkOp::New {
-                        self.resync.on_newlink(ev.ifindex);
-                        if dumped && self.resync_counts && self.sync.differs(&ev) {
-                            self.counters.resync_corrected += 1;
-                        }
-                    }
-                    self.on_link(&ev);
-                }
-                NetlinkInput::DumpDone { interrupted } => self.on_dump_done(interrupted),
-                NetlinkInput::Overrun => {
-                    self.counters.overruns += 1;
-                    error!(target: "readData", "netlink reports out of memory on reading a netlink socket. High possibility of a lost message");
-                    self.start_resync();
-                }
-                NetlinkInput::Malformed(m) => {
-                    self.counters.malformed += 1;
-                    warn!("undecodable netlink message: {m}");
-                }
-            }
-        }
-        self.check_init();
-    }
-
-    fn on_link(&mut self, ev: &LinkEvent) {
-        let verdict = self.sync.on_link(ev, self.outbox.pending_mut());
-        if verdict == Verdict::Filtered {
-            self.counters.ignored_name += 1;
-            return;
-        }
-        let kind = ev
-            .kind
-            .as_deref()
-            .map(|k| format!(" type:{k}"))
-            .unwrap_or_default();
-        info!(
-            target: "onMsg", "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
-            ev.op.number(),
-            ev.name,
-            u8::from(ev.admin_up()),
-            u8::from(ev.oper_up()),
-            ev.mac,
-            ev.ifindex,
-            ev.master,
-            ev.flags
-        );
-        match verdict {
-            Verdict::Filtered => {}
-            Verdict::Team => self.counters.ignored_team += 1,
-            Verdict::DelWithMaster => self.counters.ignored_master_del += 1,
-            Verdict::OldInterface => {
-                self.counters.ignored_old += 1;
-                debug!(
-                    target: "onMsg", "nlmsg type:{} Ignoring message for old interface {}({})",
-                    ev.op.number(),
-                    ev.name,
-                    ev.ifindex
-                );
-            }
-            Verdict::Accepted { renamed_from } => {
-                self.counters.accepted += 1;
-                if let Some(old) = renamed_from {
-                    info!(
-                        "{old} renamed to {} (ifindex {}): removing {old} from state db",
-                        ev.name, ev.ifindex
-                    );
-                }
-            }
-        }
-    }
-
-    fn start_resync(&mut self) {
-        let drops = self.sock.drops().unwrap_or(0);
-        if self.resync.request(drops) {
-            self.resync_counts = true;
-            if let Err(e) = self.sock.request_dump() {
-                error!("resync: requesting the link dump failed: {e}");
-            }
-        }
-    }
-
-    fn on_dump_done(&mut self, interrupted: bool) {
-        let drops = self.sock.drops().unwrap_or(0);
-        let known: Vec<u32> = self.sync.known().collect();
-        match self.resync.on_done(drops, interrupted, known.into_iter()) {
-            Step::Idle => {}
-            Step::DumpAgain => {
-                self.counters.redumps += 1;
-                warn!("resync: messages were lost during the link dump, dumping again");
-                if let Err(e) = self.sock.request_dump() {
-                    error!("resync: requesting the link dump failed: {e}");
-                }
-            }
-            Step::Finished { vanished } => {
-                for ifindex in &vanished {
-                    if let Some(name) = self.sync.vanish(*ifindex) {
-                        self.outbox.pending_mut().delete(&name);
-                    }
-                }
-                if std::mem::take(&mut self.resync_counts) {
-                    self.counters.resyncs += 1;
-                    self.counters.resync_corrected += vanished.len() as u64;
-                    warn!(
-                        "resync #{} complete: {} port update(s) corrected so far, {} vanished port(s) this time",
-                        self.counters.resyncs,
-                        self.counters.resync_corrected,
-                        vanished.len()
-                    );
-                }
-            }
-        }
-    }
-
-    /// Checked after every netlink batch and every completed flush. PortInitDone goes out
-    /// after the write that emptied the awaited set has landed, behind any writes pending.
-    fn check_init(&mut self) {
-        if self.sync.init_due() && !self.outbox.init_queued() && !self.outbox.inflight() {
-            self.outbox.want_init();
-        }
-    }
-
-    fn launch(&mut self) -> Option<Inflight> {
-        let flush = self.outbox.take(self.settings.max_ports_per_flush)?;
-        self.counters.flushes += 1;
-        let mut store = self.store.clone();
-        Some(Box::pin(async move {
-            let r = store.flush(&flush.batch, flush.init).await;
-            (flush, r)
-        }))
-    }
-
-    fn on_flushed(&mut self, (flush, result): FlushDone) {
-        match result {
-            Ok(written) => {
-                for ((name, op), written) in flush.batch.iter().zip(written) {
-                    if op.delete {
-                        self.counters.state_dels += 1;
-                        info!(target: "onMsg", "Delete {name}(ok) from state db");
-                    }
-                    if let Some(s) = op.set {
-                        if written {
-                            self.counters.state_sets += 1;
-                            self.sync.on_written(name);
-                            info!(target: "onMsg", "Publish {name}(ok:{}) to state db", s.oper_str());
-                        } else {
-                            self.counters.gate_misses += 1;
-                            info!(target: "onMsg", "Cannot find {name} in port table");
-                        }
-                    }
-                }
-                if flush.init {
-                    self.sync.mark_init_sent();
-                    info!(target: "main", "PortInitDone");
-                }
-                self.backoff.reset();
-                if self.outbox.succeeded() {
-                    info!("redis is reachable again: re-dumping links to reconcile STATE_DB");
-                    self.start_resync();
-                }
-                self.check_init();
-            }
-            Err(e) => {
-                self.counters.flush_errors += 1;
-                warn!(
-                    "redis write failed ({e}); keeping {} port update(s) to retry",
-                    flush.batch.len()
-                );
-                self.outbox.failed(flush);
-                let delay = self
-                    .backoff
-                    .next(u64::from(std::process::id()) ^ self.counters.flush_errors);
-                self.retry_at = Some(Instant::now() + delay);
-            }
         }
     }
 
@@ -457,10 +318,10 @@ impl Loop {
             let Some(f) = inflight.take() else { break };
             match tokio::time::timeout_at(deadline, f).await {
                 Ok(done) => {
-                    if let (_, Err(e)) = &done {
+                    if let (_, _, Err(e)) = &done {
                         last_err = e.to_string();
                     }
-                    let failed = done.1.is_err();
+                    let failed = done.2.is_err();
                     self.on_flushed(done);
                     if failed {
                         let wait = self

@@ -3,6 +3,7 @@
 //! port) → `store` (pipelines to Redis), driven by the one loop in `daemon`.
 #![deny(unsafe_code)]
 
+pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
 pub mod cli; // command-line definition
 pub mod config; // TOML settings + flags, validated once
@@ -16,6 +17,7 @@ pub mod health; // `portsyncd health`: checks and exit codes
 pub mod lab; // `portsyncd lab`: the self-contained demo
 pub mod logging; // log targets, SONiC level names, live level changes
 mod logsink; // line formats (terminal, journald, syslog) and writers
+pub mod metrics; // Prometheus text from the loop's counters, and the /metrics responder
 pub mod netlink; // the only module that knows netlink-packet-route
 pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)

@@ -5,13 +5,19 @@
 //! map is keyed by port, so it is bounded by the number of ports whatever Redis does.
 
 use crate::batch::Batch;
+use rustc_hash::FxHashMap;
 use std::time::Duration;
+
+/// A STATE_DB row of our own (alerts): key and fields, latest write wins.
+pub type Row = (String, Vec<(&'static str, String)>);
 
 /// One flush: the STATE_DB writes of a batch, then `PortInitDone` if `init`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flush {
     pub batch: Batch,
     pub init: bool,
+    /// Alert rows, written after the port rows.
+    pub rows: Vec<Row>,
 }
 
 #[derive(Debug, Default)]
@@ -20,6 +26,7 @@ pub struct Outbox {
     init: bool,
     inflight: bool,
     reconcile: bool,
+    rows: FxHashMap<String, Vec<(&'static str, String)>>,
 }
 
 impl Outbox {
@@ -39,7 +46,12 @@ impl Outbox {
 
     /// Nothing pending and nothing in flight.
     pub fn idle(&self) -> bool {
-        !self.inflight && self.pending.is_empty() && !self.init
+        !self.inflight && self.pending.is_empty() && !self.init && self.rows.is_empty()
+    }
+
+    /// Queue a row write; a later write of the same key replaces it.
+    pub fn queue_row(&mut self, key: String, fields: Vec<(&'static str, String)>) {
+        self.rows.insert(key, fields);
     }
 
     /// Queue `PortInitDone` (sent after everything pending with it).
@@ -54,14 +66,15 @@ impl Outbox {
     /// Start a flush of at most `max` ports if none is in flight and there is work.
     /// `PortInitDone` rides with the flush that empties the pending batch.
     pub fn take(&mut self, max: usize) -> Option<Flush> {
-        if self.inflight || (self.pending.is_empty() && !self.init) {
+        if self.inflight || (self.pending.is_empty() && !self.init && self.rows.is_empty()) {
             return None;
         }
         self.inflight = true;
         let rest = self.pending.split_off(max.max(1));
         let batch = std::mem::replace(&mut self.pending, rest);
         let init = self.pending.is_empty() && std::mem::take(&mut self.init);
-        Some(Flush { batch, init })
+        let rows = self.rows.drain().collect();
+        Some(Flush { batch, init, rows })
     }
 
     /// The flush landed. Returns true when an earlier failure means a resync is due now.
@@ -75,6 +88,9 @@ impl Outbox {
         self.inflight = false;
         self.pending.merge_older(flush.batch);
         self.init |= flush.init;
+        for (key, fields) in flush.rows {
+            self.rows.entry(key).or_insert(fields);
+        }
         self.reconcile = true;
     }
 }

@@ -64,6 +64,19 @@ impl PortSync {
         self.expected.iter().map(String::as_str)
     }
 
+    /// The name and state we mirror for an ifindex.
+    pub fn state_of(&self, ifindex: u32) -> Option<(&str, PortState)> {
+        self.mirror
+            .by_index
+            .get(&ifindex)
+            .map(|(n, s)| (n.as_str(), *s))
+    }
+
+    /// Every mirrored port's name and state.
+    pub fn states(&self) -> impl Iterator<Item = (&str, PortState)> {
+        self.mirror.by_index.values().map(|(n, s)| (n.as_str(), *s))
+    }
+
     /// Mirrored ports as (oper up, oper down).
     pub fn oper_counts(&self) -> (usize, usize) {
         let up = self

@@ -21,6 +21,8 @@ pub struct Started {
     pub sync: PortSync,
     pub warm: bool,
     pub switch_type: String,
+    /// CONFIG_DB `mtu` per configured port (for the mtu_mismatch alert).
+    pub config_mtu: rustc_hash::FxHashMap<String, u32>,
 }
 
 /// Connect to the three databases, waiting for Redis to come up; logs at most every 30 s.
@@ -146,6 +148,16 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
     let mut sync = PortSync::new(ports.iter().map(|(name, _)| name.clone()));
+    let config_mtu = ports
+        .iter()
+        .filter_map(|(name, fvs)| {
+            let mtu = fvs.iter().find(|(f, _)| f == b"mtu")?;
+            Some((
+                name.clone(),
+                std::str::from_utf8(&mtu.1).ok()?.parse().ok()?,
+            ))
+        })
+        .collect();
     if !warm {
         let mut sets: Vec<(String, Fvs)> = ports
             .into_iter()
@@ -191,6 +203,7 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         sync,
         warm,
         switch_type,
+        config_mtu,
     })
 }
 

@@ -204,7 +204,12 @@ impl Store {
     /// Send one batch: gate-check the ports it sets (APPL_DB `EXISTS PORT_TABLE:<p>`, at
     /// flush time, never cached), then its STATE_DB writes, then `PortInitDone` if `init`.
     /// Returns, per batch entry in order, whether its set passed the gate and was written.
-    pub async fn flush(&mut self, batch: &Batch, init: bool) -> RedisResult<Vec<bool>> {
+    pub async fn flush(
+        &mut self,
+        batch: &Batch,
+        init: bool,
+        rows: &[crate::outbox::Row],
+    ) -> RedisResult<Vec<bool>> {
         let gated: Vec<&str> = batch.gated().collect();
         let mut exists: Vec<bool> = Vec::new();
         if !gated.is_empty() {
@@ -222,8 +227,16 @@ impl Store {
             .collect();
         let mut gate = exists.iter().copied();
         let writes = plan(batch, |_| gate.next().unwrap_or(false));
-        if !writes.is_empty() {
+        if !writes.is_empty() || !rows.is_empty() {
             let mut pipe = redis::pipe();
+            for (key, fields) in rows {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(key);
+                for (f, v) in fields {
+                    cmd.arg(*f).arg(v);
+                }
+                pipe.add_command(cmd).ignore();
+            }
             for w in &writes {
                 match w {
                     StateWrite::Del(p) => {

@@ -1,0 +1,464 @@
+//! The alert engine (pure): port transitions, resyncs and clock ticks in, alert effects out.
+//! Each rule has a condition; a condition that holds becomes *pending*, and *firing* once it
+//! has held for the rule's `for` duration (like a Prometheus rule); it *resolves* when the
+//! condition clears. No duplicate firing. Time is milliseconds on a clock the caller owns.
+
+use crate::event::PortState;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What a rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// More than `max` oper transitions of a port within `window_ms`.
+    Flap { max: u32, window_ms: u64 },
+    /// Admin up but oper down for longer than `after_ms`.
+    OperDown { after_ms: u64 },
+    /// Configured in CONFIG_DB `PORT` but never written (no netdev, or no APPL_DB row) after `after_ms`.
+    MissingPort { after_ms: u64 },
+    /// PortInitDone not sent `after_ms` after start.
+    InitStall { after_ms: u64 },
+    /// Kernel MTU differs from CONFIG_DB `mtu` for longer than `after_ms`.
+    MtuMismatch { after_ms: u64 },
+    /// More than `max` resyncs within `window_ms`.
+    Resync { max: u32, window_ms: u64 },
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Flap { .. } => "flap",
+            Kind::OperDown { .. } => "oper_down",
+            Kind::MissingPort { .. } => "missing_port",
+            Kind::InitStall { .. } => "init_stall",
+            Kind::MtuMismatch { .. } => "mtu_mismatch",
+            Kind::Resync { .. } => "resync",
+        }
+    }
+
+    fn per_port(&self) -> bool {
+        !matches!(self, Kind::InitStall { .. } | Kind::Resync { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub kind: Kind,
+    pub severity: Severity,
+    /// A port name, a prefix ending in `*`, or `*`.
+    pub ports: String,
+    pub for_ms: u64,
+}
+
+impl Rule {
+    pub fn matches(&self, port: &str) -> bool {
+        match self.ports.strip_suffix('*') {
+            Some(prefix) => port.starts_with(prefix),
+            None => self.ports == port,
+        }
+    }
+}
+
+/// The rules the packaged configuration ships, used when the settings file has none.
+pub fn default_rules() -> Vec<Rule> {
+    let r = |name: &str, kind, severity, for_ms| Rule {
+        name: name.into(),
+        kind,
+        severity,
+        ports: "Ethernet*".into(),
+        for_ms,
+    };
+    vec![
+        r(
+            "flap",
+            Kind::Flap {
+                max: 5,
+                window_ms: 60_000,
+            },
+            Severity::Warning,
+            0,
+        ),
+        r(
+            "oper_down",
+            Kind::OperDown { after_ms: 60_000 },
+            Severity::Warning,
+            0,
+        ),
+        r(
+            "missing_port",
+            Kind::MissingPort { after_ms: 120_000 },
+            Severity::Critical,
+            0,
+        ),
+        r(
+            "init_stall",
+            Kind::InitStall { after_ms: 180_000 },
+            Severity::Critical,
+            0,
+        ),
+        r(
+            "mtu_mismatch",
+            Kind::MtuMismatch { after_ms: 60_000 },
+            Severity::Warning,
+            0,
+        ),
+        r(
+            "resync",
+            Kind::Resync {
+                max: 3,
+                window_ms: 600_000,
+            },
+            Severity::Warning,
+            0,
+        ),
+    ]
+}
+
+/// One alert instance: a rule and a port (`-` for rules about the whole daemon).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub rule: String,
+    pub kind: &'static str,
+    pub port: String,
+    pub severity: Severity,
+    /// When the condition started to hold (caller's clock, ms).
+    pub since_ms: u64,
+    pub value: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Fire(Alert),
+    Resolve(Alert),
+}
+
+/// What the engine needs to know about the daemon on a tick.
+pub struct Facts<'a> {
+    pub now_ms: u64,
+    /// Configured ports not yet written (the awaited set).
+    pub awaited: &'a [String],
+    pub init_sent: bool,
+}
+
+#[derive(Debug)]
+struct Active {
+    since_ms: u64,
+    firing: bool,
+    alert: Option<Alert>,
+}
+
+#[derive(Debug, Default)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    start_ms: u64,
+    active: FxHashMap<(usize, String), Active>,
+    /// Oper transition times per port (pruned to the longest flap window).
+    flaps: FxHashMap<String, VecDeque<u64>>,
+    down_since: FxHashMap<String, u64>,
+    mtu_off_since: FxHashMap<String, (u64, u32, u32)>,
+    resyncs: VecDeque<u64>,
+    /// CONFIG_DB `mtu` per configured port.
+    config_mtu: FxHashMap<String, u32>,
+    max_window: u64,
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>, start_ms: u64, config_mtu: FxHashMap<String, u32>) -> Engine {
+        let max_window = rules
+            .iter()
+            .map(|r| match r.kind {
+                Kind::Flap { window_ms, .. } | Kind::Resync { window_ms, .. } => window_ms,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        Engine {
+            rules,
+            start_ms,
+            config_mtu,
+            max_window,
+            ..Default::default()
+        }
+    }
+
+    pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Effect> {
+        // Alerts of rules that changed or went away resolve; the rest start over.
+        let out: Vec<Effect> = self
+            .active
+            .drain()
+            .filter_map(|(_, a)| a.alert.filter(|_| a.firing).map(Effect::Resolve))
+            .collect();
+        *self = Engine::new(rules, self.start_ms, std::mem::take(&mut self.config_mtu));
+        out
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// A port's mirrored state changed (`None`: the netdev is gone).
+    pub fn on_transition(
+        &mut self,
+        port: &str,
+        old: Option<PortState>,
+        new: Option<PortState>,
+        now_ms: u64,
+    ) -> Vec<Effect> {
+        if self.rules.is_empty() {
+            return Vec::new();
+        }
+        if let (Some(o), Some(n)) = (old, new) {
+            if o.oper_up != n.oper_up {
+                let q = self.flaps.entry(port.to_owned()).or_default();
+                q.push_back(now_ms);
+                while q
+                    .front()
+                    .is_some_and(|t| now_ms.saturating_sub(*t) > self.max_window)
+                {
+                    q.pop_front();
+                }
+            }
+        }
+        match new {
+            Some(n) if n.admin_up && !n.oper_up => {
+                self.down_since.entry(port.to_owned()).or_insert(now_ms);
+            }
+            _ => {
+                self.down_since.remove(port);
+            }
+        }
+        match (new, self.config_mtu.get(port)) {
+            (Some(n), Some(&want)) if n.mtu != want => {
+                self.mtu_off_since
+                    .entry(port.to_owned())
+                    .or_insert((now_ms, n.mtu, want))
+                    .1 = n.mtu;
+            }
+            _ => {
+                self.mtu_off_since.remove(port);
+            }
+        }
+        self.evaluate_port(port, now_ms, &[], true)
+    }
+
+    /// A resync completed.
+    pub fn on_resync(&mut self, now_ms: u64) {
+        self.resyncs.push_back(now_ms);
+    }
+
+    /// Periodic evaluation of every rule.
+    pub fn tick(&mut self, f: &Facts) -> Vec<Effect> {
+        let now = f.now_ms;
+        while self
+            .resyncs
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) > self.max_window)
+        {
+            self.resyncs.pop_front();
+        }
+        self.flaps.retain(|_, q| {
+            while q
+                .front()
+                .is_some_and(|t| now.saturating_sub(*t) > self.max_window)
+            {
+                q.pop_front();
+            }
+            !q.is_empty()
+        });
+        let mut ports: Vec<String> = self
+            .flaps
+            .keys()
+            .chain(self.down_since.keys())
+            .chain(self.mtu_off_since.keys())
+            .cloned()
+            .collect();
+        ports.extend(f.awaited.iter().cloned());
+        ports.extend(
+            self.active
+                .keys()
+                .filter(|(_, p)| p != "-")
+                .map(|(_, p)| p.clone()),
+        );
+        ports.sort();
+        ports.dedup();
+        let mut out = Vec::new();
+        for p in &ports {
+            out.extend(self.evaluate_port(p, now, f.awaited, false));
+        }
+        for i in 0..self.rules.len() {
+            if !self.rules[i].kind.per_port() {
+                let cond = self.global_condition(i, f);
+                out.extend(self.step(i, "-", cond, now));
+            }
+        }
+        out
+    }
+
+    /// Firing alerts, for metrics and status.
+    pub fn firing(&self) -> impl Iterator<Item = &Alert> {
+        self.active
+            .values()
+            .filter(|a| a.firing)
+            .filter_map(|a| a.alert.as_ref())
+    }
+
+    fn evaluate_port(
+        &mut self,
+        port: &str,
+        now: u64,
+        awaited: &[String],
+        transition: bool,
+    ) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for i in 0..self.rules.len() {
+            let rule = &self.rules[i];
+            if !rule.kind.per_port() || !rule.matches(port) {
+                continue;
+            }
+            // missing_port needs the awaited set, which only ticks carry.
+            if transition && matches!(rule.kind, Kind::MissingPort { .. }) {
+                continue;
+            }
+            let cond = self.port_condition(i, port, now, awaited);
+            out.extend(self.step(i, port, cond, now));
+        }
+        out
+    }
+
+    /// `Some((value, message))` when rule `i`'s condition holds for `port`.
+    fn port_condition(
+        &self,
+        i: usize,
+        port: &str,
+        now: u64,
+        awaited: &[String],
+    ) -> Option<(String, String)> {
+        match self.rules[i].kind {
+            Kind::Flap { max, window_ms } => {
+                let n = self.flaps.get(port).map(|q| q.iter().filter(|t| now.saturating_sub(**t) <= window_ms).count()).unwrap_or(0);
+                (n > max as usize).then(|| (n.to_string(), format!("{port}: {n} oper transitions within {}s", window_ms / 1000)))
+            }
+            Kind::OperDown { after_ms } => self.down_since.get(port).filter(|s| now.saturating_sub(**s) >= after_ms).map(|s| {
+                let secs = now.saturating_sub(*s) / 1000;
+                (secs.to_string(), format!("{port}: admin up but oper down for {secs}s"))
+            }),
+            Kind::MtuMismatch { after_ms } => self.mtu_off_since.get(port).filter(|(s, _, _)| now.saturating_sub(*s) >= after_ms).map(|(_, got, want)| {
+                (got.to_string(), format!("{port}: kernel mtu {got}, CONFIG_DB mtu {want}"))
+            }),
+            Kind::MissingPort { after_ms } => (now.saturating_sub(self.start_ms) >= after_ms && awaited.iter().any(|a| a == port)).then(|| {
+                let secs = now.saturating_sub(self.start_ms) / 1000;
+                (secs.to_string(), format!("{port}: configured in CONFIG_DB but no netdev with an APPL_DB row after {secs}s"))
+            }),
+            Kind::InitStall { .. } | Kind::Resync { .. } => None,
+        }
+    }
+
+    fn global_condition(&self, i: usize, f: &Facts) -> Option<(String, String)> {
+        match self.rules[i].kind {
+            Kind::InitStall { after_ms } => {
+                (!f.init_sent && f.now_ms.saturating_sub(self.start_ms) >= after_ms).then(|| {
+                    let names: Vec<&str> = f.awaited.iter().take(8).map(String::as_str).collect();
+                    let more = f.awaited.len().saturating_sub(names.len());
+                    let tail = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    (
+                        f.awaited.len().to_string(),
+                        format!(
+                            "PortInitDone not sent after {}s; awaiting {}{tail}",
+                            f.now_ms.saturating_sub(self.start_ms) / 1000,
+                            names.join(", ")
+                        ),
+                    )
+                })
+            }
+            Kind::Resync { max, window_ms } => {
+                let n = self
+                    .resyncs
+                    .iter()
+                    .filter(|t| f.now_ms.saturating_sub(**t) <= window_ms)
+                    .count();
+                (n > max as usize).then(|| {
+                    (
+                        n.to_string(),
+                        format!("{n} netlink resyncs within {}s", window_ms / 1000),
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The lifecycle: inactive → pending → firing → resolved.
+    fn step(
+        &mut self,
+        i: usize,
+        port: &str,
+        cond: Option<(String, String)>,
+        now: u64,
+    ) -> Option<Effect> {
+        let key = (i, port.to_owned());
+        let rule = &self.rules[i];
+        match cond {
+            Some((value, message)) => {
+                let a = self.active.entry(key).or_insert(Active {
+                    since_ms: now,
+                    firing: false,
+                    alert: None,
+                });
+                let alert = Alert {
+                    rule: rule.name.clone(),
+                    kind: rule.kind.name(),
+                    port: port.to_owned(),
+                    severity: rule.severity,
+                    since_ms: a.since_ms,
+                    value,
+                    message,
+                };
+                let fire = !a.firing && now.saturating_sub(a.since_ms) >= rule.for_ms;
+                a.alert = Some(alert.clone());
+                if fire {
+                    a.firing = true;
+                    return Some(Effect::Fire(alert));
+                }
+                None
+            }
+            None => {
+                let a = self.active.remove(&key)?;
+                if a.firing {
+                    a.alert.map(Effect::Resolve)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "alerts_tests.rs"]
+mod tests;

@@ -1,0 +1,183 @@
+//! The loop's input side: every decoded netlink message goes through the port state machine
+//! into the outbox, transitions go to the alert engine, overflows start a resync, and the
+//! PortInitDone check runs after each batch.
+
+use super::Loop;
+use crate::event::{LinkEvent, LinkOp, NetlinkInput, PortState};
+use crate::port::Verdict;
+use crate::resync::Step;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+impl Loop {
+    pub(super) fn on_inputs(&mut self, inputs: &mut Vec<NetlinkInput>) {
+        for input in inputs.drain(..) {
+            match input {
+                NetlinkInput::Link { ev, dumped } => {
+                    self.counters.link_messages += 1;
+                    match ev.op {
+                        LinkOp::New => self.counters.newlinks += 1,
+                        LinkOp::Del => self.counters.dellinks += 1,
+                    }
+                    self.last_event = Some(Instant::now());
+                    if ev.op == LinkOp::New {
+                        self.resync.on_newlink(ev.ifindex);
+                        if dumped && self.resync_counts && self.sync.differs(&ev) {
+                            self.counters.resync_corrected += 1;
+                        }
+                    }
+                    self.on_link(&ev);
+                }
+                NetlinkInput::DumpDone { interrupted } => self.on_dump_done(interrupted),
+                NetlinkInput::Overrun => {
+                    self.counters.overruns += 1;
+                    error!(target: "readData", "netlink reports out of memory on reading a netlink socket. High possibility of a lost message");
+                    self.start_resync();
+                }
+                NetlinkInput::Malformed(m) => {
+                    self.counters.malformed += 1;
+                    warn!("undecodable netlink message: {m}");
+                }
+            }
+        }
+        if self.pending_since.is_none() && !self.outbox.pending_mut().is_empty() {
+            self.pending_since = Some(Instant::now());
+        }
+        self.check_init();
+    }
+
+    /// A mirrored port changed (or appeared, vanished, was renamed): tell the alert engine.
+    pub(super) fn on_transition(
+        &mut self,
+        before: Option<(String, PortState)>,
+        after: Option<(String, PortState)>,
+    ) {
+        let now = self.clock_ms();
+        let effects = match (before, after) {
+            (Some((a, sa)), Some((b, sb))) if a == b => {
+                self.alerts.on_transition(&a, Some(sa), Some(sb), now)
+            }
+            (before, after) => {
+                let mut fx = Vec::new();
+                if let Some((a, sa)) = before {
+                    fx.extend(self.alerts.on_transition(&a, Some(sa), None, now));
+                }
+                if let Some((b, sb)) = after {
+                    fx.extend(self.alerts.on_transition(&b, None, Some(sb), now));
+                }
+                fx
+            }
+        };
+        self.apply_alerts(effects);
+    }
+
+    pub(super) fn on_link(&mut self, ev: &LinkEvent) {
+        let before = self
+            .sync
+            .state_of(ev.ifindex)
+            .map(|(n, s)| (n.to_owned(), s));
+        let verdict = self.sync.on_link(ev, self.outbox.pending_mut());
+        let after = self
+            .sync
+            .state_of(ev.ifindex)
+            .map(|(n, s)| (n.to_owned(), s));
+        if before != after {
+            self.on_transition(before, after);
+        }
+        if verdict == Verdict::Filtered {
+            self.counters.ignored_name += 1;
+            return;
+        }
+        let kind = ev
+            .kind
+            .as_deref()
+            .map(|k| format!(" type:{k}"))
+            .unwrap_or_default();
+        info!(
+            target: "onMsg", "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
+            ev.op.number(),
+            ev.name,
+            u8::from(ev.admin_up()),
+            u8::from(ev.oper_up()),
+            ev.mac,
+            ev.ifindex,
+            ev.master,
+            ev.flags
+        );
+        match verdict {
+            Verdict::Filtered => {}
+            Verdict::Team => self.counters.ignored_team += 1,
+            Verdict::DelWithMaster => self.counters.ignored_master_del += 1,
+            Verdict::OldInterface => {
+                self.counters.ignored_old += 1;
+                debug!(
+                    target: "onMsg", "nlmsg type:{} Ignoring message for old interface {}({})",
+                    ev.op.number(),
+                    ev.name,
+                    ev.ifindex
+                );
+            }
+            Verdict::Accepted { renamed_from } => {
+                self.counters.accepted += 1;
+                if let Some(old) = renamed_from {
+                    info!(
+                        "{old} renamed to {} (ifindex {}): removing {old} from state db",
+                        ev.name, ev.ifindex
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn start_resync(&mut self) {
+        let drops = self.sock.drops().unwrap_or(0);
+        if self.resync.request(drops) {
+            self.resync_counts = true;
+            if let Err(e) = self.sock.request_dump() {
+                error!("resync: requesting the link dump failed: {e}");
+            }
+        }
+    }
+
+    pub(super) fn on_dump_done(&mut self, interrupted: bool) {
+        let drops = self.sock.drops().unwrap_or(0);
+        let known: Vec<u32> = self.sync.known().collect();
+        match self.resync.on_done(drops, interrupted, known.into_iter()) {
+            Step::Idle => {}
+            Step::DumpAgain => {
+                self.counters.redumps += 1;
+                warn!("resync: messages were lost during the link dump, dumping again");
+                if let Err(e) = self.sock.request_dump() {
+                    error!("resync: requesting the link dump failed: {e}");
+                }
+            }
+            Step::Finished { vanished } => {
+                for ifindex in &vanished {
+                    if let Some(name) = self.sync.vanish(*ifindex) {
+                        self.outbox.pending_mut().delete(&name);
+                    }
+                }
+                if std::mem::take(&mut self.resync_counts) {
+                    self.counters.resyncs += 1;
+                    let now = self.clock_ms();
+                    self.alerts.on_resync(now);
+                    self.counters.resync_corrected += vanished.len() as u64;
+                    warn!(
+                        "resync #{} complete: {} port update(s) corrected so far, {} vanished port(s) this time",
+                        self.counters.resyncs,
+                        self.counters.resync_corrected,
+                        vanished.len()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Checked after every netlink batch and every completed flush. PortInitDone goes out
+    /// after the write that emptied the awaited set has landed, behind any writes pending.
+    pub(super) fn check_init(&mut self) {
+        if self.sync.init_due() && !self.outbox.init_queued() && !self.outbox.inflight() {
+            self.outbox.want_init();
+        }
+    }
+}
