@@ -56,6 +56,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the firing alerts the daemon recorded in STATE_DB
+    Alerts {
+        /// Resolved ones too
+        #[arg(long)]
+        all: bool,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the man page (roff) generated from this command line
     #[command(hide = true)]
     Man,

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
+pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
 pub mod cli; // command-line definition
 pub mod config; // TOML settings + flags, validated once
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Some(Command::Lab { ports, seconds }) => lab::run(ports, seconds).map(|()| 0),
         Some(Command::Health { verbose, json }) => Ok(health::run(&settings, verbose, json)),
         Some(Command::Consume) => consumer::run(&settings).map(|()| 0),
+        Some(Command::Alerts { all, json }) => alertview::run(&settings, all, json).map(|()| 0),
         Some(Command::Man) => {
             use clap::CommandFactory;
             clap_mangen::Man::new(Cli::command())

@@ -42,8 +42,9 @@ pub struct View<'a> {
     pub ports: [((bool, bool), usize); 4],
     pub awaited: usize,
     pub init_sent: bool,
-    /// (rule, severity) of every firing alert.
-    pub alerts: Vec<(String, &'static str)>,
+    /// Every configured rule with its severity and number of firing alerts (0 included, so
+    /// the series exist before anything fires).
+    pub alerts: Vec<(String, &'static str, i64)>,
 }
 
 fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
@@ -209,10 +210,10 @@ impl Metrics {
             g,
         );
         let alerts = Family::<Labels, Gauge>::default();
-        for (rule, sev) in &v.alerts {
+        for (rule, sev, n) in &v.alerts {
             alerts
                 .get_or_create(&l(&[("rule", rule), ("severity", sev)]))
-                .inc();
+                .set(*n);
         }
         reg.register(
             "portsyncd_alerts_firing",
@@ -221,8 +222,51 @@ impl Metrics {
         );
         let mut out = String::new();
         let _ = encode(&mut out, &reg);
-        out
+        classic_text(&out)
     }
+}
+
+/// prometheus-client writes OpenMetrics; Prometheus' classic text format (what `promtool check
+/// metrics` and older scrapers read) names a counter's HELP/TYPE after its `_total` samples,
+/// has no `info` type (a gauge `_info` instead) and no `# EOF`/`# UNIT` lines.
+fn classic_text(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    let mut types = std::collections::HashMap::new();
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, ty)) = rest.split_once(' ') {
+                types.insert(name.to_string(), ty.to_string());
+            }
+        }
+    }
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("HELP", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("TYPE", r)));
+        match meta {
+            Some((kw, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (name, tail) = match types.get(name).map(String::as_str) {
+                    Some("counter") => (format!("{name}_total"), tail),
+                    Some("info") => (
+                        format!("{name}_info"),
+                        if kw == "TYPE" { "gauge" } else { tail },
+                    ),
+                    _ => (name.to_string(), tail),
+                };
+                out.push_str(&format!("# {kw} {name} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Answer one connection with `body` for `GET /metrics`, 404 otherwise.
@@ -246,11 +290,7 @@ pub async fn respond(mut stream: tokio::net::TcpStream, body: String) {
     let line = req.split(|b| *b == b'\n').next().unwrap_or_default();
     let ok = line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?");
     let (status, ctype, body) = if ok {
-        (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            body,
-        )
+        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
     } else {
         (
             "404 Not Found",

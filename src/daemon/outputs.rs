@@ -7,8 +7,7 @@ use crate::metrics::View;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-/// STATE_DB table of alert rows: `PORTSYNCD_ALERT_TABLE|<rule>|<port>` (`-` for daemon-wide).
-pub const ALERT_TABLE: &str = "PORTSYNCD_ALERT_TABLE";
+use crate::alertview::ALERT_TABLE;
 
 impl Loop {
     pub(super) fn launch(&mut self) -> Option<Inflight> {
@@ -159,8 +158,12 @@ impl Loop {
         }
         let alerts = self
             .alerts
-            .firing()
-            .map(|a| (a.rule.clone(), a.severity.as_str()))
+            .rules()
+            .iter()
+            .map(|r| {
+                let n = self.alerts.firing().filter(|a| a.rule == r.name).count();
+                (r.name.clone(), r.severity.as_str(), n as i64)
+            })
             .collect();
         self.metrics.render(&View {
             counters: &self.counters,
