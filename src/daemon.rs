@@ -41,7 +41,11 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>, target: LogTarget) 
         target,
         &settings.syslog_socket,
     );
-    let dbs = DbConfig::load(&settings.db_config)?.sonic_dbs()?;
+    let cfg = DbConfig::load(&settings.db_config)?;
+    let dbs = cfg.sonic_dbs()?;
+    for db in [&dbs.appl, &dbs.config, &dbs.state] {
+        cfg.check_socket(db)?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -181,6 +181,23 @@ impl DbConfig {
         Ok(db.clone())
     }
 
+    /// A socket path that exists but is not a socket is a configuration error (one that does
+    /// not exist yet is Redis not being up, which the daemon waits for).
+    pub fn check_socket(&self, db: &DbLocation) -> Result<()> {
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(&db.socket) {
+            Ok(m) if !m.file_type().is_socket() => Err(Error::config(
+                &self.file,
+                format!("DATABASES.{}.instance", db.name),
+                format!(
+                    "an instance whose unix_socket_path is a unix socket ({} is not one)",
+                    db.socket.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn sonic_dbs(&self) -> Result<SonicDbs> {
         Ok(SonicDbs {
             appl: self.get("APPL_DB")?,

@@ -14,6 +14,7 @@ pub mod daemon; // the event loop: one select! over netlink, Redis completions, 
 pub mod dbconfig; // database_config.json → socket, id, separator per DB
 pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
+pub mod fuzzing; // entry points shared by the fuzz targets and the corpus replay test
 pub mod health; // `portsyncd health`: checks and exit codes
 pub mod lab; // `portsyncd lab`: the self-contained demo
 pub mod logging; // log targets, SONiC level names, live level changes

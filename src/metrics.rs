@@ -41,6 +41,8 @@ pub struct View<'a> {
     /// (admin up, oper up) → number of ports.
     pub ports: [((bool, bool), usize); 4],
     pub awaited: usize,
+    /// Ports with a write waiting for Redis (bounded by the number of ports).
+    pub pending: usize,
     pub init_sent: bool,
     /// Every configured rule with its severity and number of firing alerts (0 included, so
     /// the series exist before anything fires).
@@ -207,6 +209,13 @@ impl Metrics {
         reg.register(
             "portsyncd_port_init_done",
             "1 once PortInitDone was sent",
+            g,
+        );
+        let g: Gauge = Gauge::default();
+        g.set(v.pending as i64);
+        reg.register(
+            "portsyncd_pending_ports",
+            "Ports with a write waiting for Redis (at most one entry per port)",
             g,
         );
         let alerts = Family::<Labels, Gauge>::default();

@@ -169,6 +169,7 @@ impl Loop {
             counters: &self.counters,
             ports,
             awaited: self.sync.expected().count(),
+            pending: self.outbox.pending_len(),
             init_sent: self.sync.init_sent(),
             alerts,
         })

@@ -408,11 +408,27 @@ impl Daemon {
     }
 
     pub fn start_args(ns: &Netns, redis: &Redis, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Self::start_as(ns, redis, &[], args, env)
+    }
+
+    /// Like `start_args`, with `prefix` (e.g. a `setpriv …` command line) between
+    /// `ip netns exec` and the binary. The daemon's working directory is its own temp dir.
+    pub fn start_as(
+        ns: &Netns,
+        redis: &Redis,
+        prefix: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = TempDir::new("daemon");
         let log = dir.0.join("portsyncd.log");
         let notify_path = dir.0.join("notify.sock");
         let sock =
             std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        // Writable for a daemon that dropped root (the least-privilege test).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
         let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = notes.clone();
         std::thread::spawn(move || {
@@ -423,21 +439,19 @@ impl Daemon {
                     .push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         });
+        let log_target: &[&str] = if args.contains(&"--log-target") {
+            &[]
+        } else {
+            &["--log-target", "stderr"]
+        };
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.name,
-                env!("CARGO_BIN_EXE_portsyncd"),
-                "--db-config",
-            ])
+            .args(["netns", "exec", &ns.name])
+            .args(prefix)
+            .args([env!("CARGO_BIN_EXE_portsyncd"), "--db-config"])
             .arg(&redis.cfg)
-            .args(if args.contains(&"--log-target") {
-                &[][..]
-            } else {
-                &["--log-target", "stderr"][..]
-            })
+            .args(log_target)
             .args(args)
+            .current_dir(&dir.0)
             .env("NOTIFY_SOCKET", &notify_path)
             .envs(env.iter().copied())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -450,6 +464,11 @@ impl Daemon {
             notes,
             _dir: dir,
         }
+    }
+
+    /// The daemon's working directory.
+    pub fn dir(&self) -> &Path {
+        &self._dir.0
     }
 
     pub fn pid(&self) -> i32 {
