@@ -173,7 +173,8 @@ struct Active {
 pub struct Engine {
     rules: Vec<Rule>,
     start_ms: u64,
-    active: FxHashMap<(usize, String), Active>,
+    /// Per rule (same index as `rules`): port → pending or firing instance.
+    active: Vec<FxHashMap<String, Active>>,
     /// Oper transition times per port (pruned to the longest flap window).
     flaps: FxHashMap<String, VecDeque<u64>>,
     down_since: FxHashMap<String, u64>,
@@ -181,11 +182,22 @@ pub struct Engine {
     resyncs: VecDeque<u64>,
     /// CONFIG_DB `mtu` per configured port.
     config_mtu: FxHashMap<String, u32>,
+    /// The longest window of any rule (resync history is kept this long).
     max_window: u64,
+    /// The longest flap window (flap history is kept this long; 0: no flap rule).
+    flap_window: u64,
 }
 
 impl Engine {
     pub fn new(rules: Vec<Rule>, start_ms: u64, config_mtu: FxHashMap<String, u32>) -> Engine {
+        let flap_window = rules
+            .iter()
+            .filter_map(|r| match r.kind {
+                Kind::Flap { window_ms, .. } => Some(window_ms),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let max_window = rules
             .iter()
             .map(|r| match r.kind {
@@ -195,10 +207,12 @@ impl Engine {
             .max()
             .unwrap_or(0);
         Engine {
-            rules,
             start_ms,
+            active: (0..rules.len()).map(|_| FxHashMap::default()).collect(),
+            rules,
             config_mtu,
             max_window,
+            flap_window,
             ..Default::default()
         }
     }
@@ -207,7 +221,8 @@ impl Engine {
         // Alerts of rules that changed or went away resolve; the rest start over.
         let out: Vec<Effect> = self
             .active
-            .drain()
+            .iter_mut()
+            .flat_map(|m| m.drain())
             .filter_map(|(_, a)| a.alert.filter(|_| a.firing).map(Effect::Resolve))
             .collect();
         *self = Engine::new(rules, self.start_ms, std::mem::take(&mut self.config_mtu));
@@ -230,12 +245,16 @@ impl Engine {
             return Vec::new();
         }
         if let (Some(o), Some(n)) = (old, new) {
-            if o.oper_up != n.oper_up {
-                let q = self.flaps.entry(port.to_owned()).or_default();
+            if o.oper_up != n.oper_up && self.flap_window > 0 {
+                let window = self.flap_window;
+                let q = match self.flaps.get_mut(port) {
+                    Some(q) => q,
+                    None => self.flaps.entry(port.to_owned()).or_default(),
+                };
                 q.push_back(now_ms);
                 while q
                     .front()
-                    .is_some_and(|t| now_ms.saturating_sub(*t) > self.max_window)
+                    .is_some_and(|t| now_ms.saturating_sub(*t) > window)
                 {
                     q.pop_front();
                 }
@@ -243,19 +262,22 @@ impl Engine {
         }
         match new {
             Some(n) if n.admin_up && !n.oper_up => {
-                self.down_since.entry(port.to_owned()).or_insert(now_ms);
+                if !self.down_since.contains_key(port) {
+                    self.down_since.insert(port.to_owned(), now_ms);
+                }
             }
             _ => {
                 self.down_since.remove(port);
             }
         }
         match (new, self.config_mtu.get(port)) {
-            (Some(n), Some(&want)) if n.mtu != want => {
-                self.mtu_off_since
-                    .entry(port.to_owned())
-                    .or_insert((now_ms, n.mtu, want))
-                    .1 = n.mtu;
-            }
+            (Some(n), Some(&want)) if n.mtu != want => match self.mtu_off_since.get_mut(port) {
+                Some(e) => e.1 = n.mtu,
+                None => {
+                    self.mtu_off_since
+                        .insert(port.to_owned(), (now_ms, n.mtu, want));
+                }
+            },
             _ => {
                 self.mtu_off_since.remove(port);
             }
@@ -278,10 +300,11 @@ impl Engine {
         {
             self.resyncs.pop_front();
         }
+        let flap_window = self.flap_window;
         self.flaps.retain(|_, q| {
             while q
                 .front()
-                .is_some_and(|t| now.saturating_sub(*t) > self.max_window)
+                .is_some_and(|t| now.saturating_sub(*t) > flap_window)
             {
                 q.pop_front();
             }
@@ -297,9 +320,10 @@ impl Engine {
         ports.extend(f.awaited.iter().cloned());
         ports.extend(
             self.active
-                .keys()
-                .filter(|(_, p)| p != "-")
-                .map(|(_, p)| p.clone()),
+                .iter()
+                .flat_map(|m| m.keys())
+                .filter(|p| *p != "-")
+                .cloned(),
         );
         ports.sort();
         ports.dedup();
@@ -319,7 +343,8 @@ impl Engine {
     /// Firing alerts, for metrics and status.
     pub fn firing(&self) -> impl Iterator<Item = &Alert> {
         self.active
-            .values()
+            .iter()
+            .flat_map(|m| m.values())
             .filter(|a| a.firing)
             .filter_map(|a| a.alert.as_ref())
     }
@@ -421,11 +446,10 @@ impl Engine {
         cond: Option<(String, String)>,
         now: u64,
     ) -> Option<Effect> {
-        let key = (i, port.to_owned());
         let rule = &self.rules[i];
         match cond {
             Some((value, message)) => {
-                let a = self.active.entry(key).or_insert(Active {
+                let a = self.active[i].entry(port.to_owned()).or_insert(Active {
                     since_ms: now,
                     firing: false,
                     alert: None,
@@ -448,7 +472,7 @@ impl Engine {
                 None
             }
             None => {
-                let a = self.active.remove(&key)?;
+                let a = self.active[i].remove(port)?;
                 if a.firing {
                     a.alert.map(Effect::Resolve)
                 } else {

@@ -47,42 +47,46 @@ impl Loop {
     }
 
     /// A mirrored port changed (or appeared, vanished, was renamed): tell the alert engine.
-    pub(super) fn on_transition(
-        &mut self,
-        before: Option<(String, PortState)>,
-        after: Option<(String, PortState)>,
-    ) {
+    /// A mirrored port changed, appeared, vanished or was renamed: tell the alert engine.
+    /// `before` is the ifindex's (name, state) before the message; the common case — same
+    /// name — allocates nothing.
+    fn on_transition(&mut self, ev: &LinkEvent, before: Option<(Option<String>, PortState)>) {
         let now = self.clock_ms();
-        let effects = match (before, after) {
-            (Some((a, sa)), Some((b, sb))) if a == b => {
-                self.alerts.on_transition(&a, Some(sa), Some(sb), now)
-            }
-            (before, after) => {
-                let mut fx = Vec::new();
-                if let Some((a, sa)) = before {
-                    fx.extend(self.alerts.on_transition(&a, Some(sa), None, now));
-                }
-                if let Some((b, sb)) = after {
-                    fx.extend(self.alerts.on_transition(&b, None, Some(sb), now));
-                }
-                fx
-            }
-        };
-        self.apply_alerts(effects);
-    }
-
-    pub(super) fn on_link(&mut self, ev: &LinkEvent) {
-        let before = self
-            .sync
-            .state_of(ev.ifindex)
-            .map(|(n, s)| (n.to_owned(), s));
-        let verdict = self.sync.on_link(ev, self.outbox.pending_mut());
         let after = self
             .sync
             .state_of(ev.ifindex)
-            .map(|(n, s)| (n.to_owned(), s));
-        if before != after {
-            self.on_transition(before, after);
+            .map(|(n, s)| (n == ev.name, s));
+        let mut effects = Vec::new();
+        match (before, after) {
+            (Some((None, a)), Some((true, b))) => {
+                if a != b {
+                    effects = self.alerts.on_transition(&ev.name, Some(a), Some(b), now);
+                }
+            }
+            (before, after) => {
+                if let Some((old_name, a)) = before {
+                    let name = old_name.unwrap_or_else(|| ev.name.clone());
+                    effects.extend(self.alerts.on_transition(&name, Some(a), None, now));
+                }
+                if let Some((_, b)) = after {
+                    effects.extend(self.alerts.on_transition(&ev.name, None, Some(b), now));
+                }
+            }
+        }
+        if !effects.is_empty() {
+            self.apply_alerts(effects);
+        }
+    }
+
+    pub(super) fn on_link(&mut self, ev: &LinkEvent) {
+        // The name is cloned only when it differs from the message's (a rename).
+        let before = self
+            .sync
+            .state_of(ev.ifindex)
+            .map(|(n, s)| ((n != ev.name).then(|| n.to_owned()), s));
+        let verdict = self.sync.on_link(ev, self.outbox.pending_mut());
+        if before.is_some() || matches!(verdict, Verdict::Accepted { .. }) {
+            self.on_transition(ev, before);
         }
         if verdict == Verdict::Filtered {
             self.counters.ignored_name += 1;
