@@ -8,7 +8,9 @@
 //! * cold start to `PortConfigDone` with 1,024 configured ports;
 //! * RSS with 4,096 ports.
 //!
-//! Run as root: `cargo bench --bench e2e` (PORTSYNCD_BENCH_RUNS sets the run count, default 5).
+//! Run as root: `cargo bench --bench e2e`. PORTSYNCD_BENCH_RUNS sets the run count (default
+//! 5), PORTSYNCD_BENCH_LOGLEVEL seeds CONFIG_DB LOGGER|portsyncd, PORTSYNCD_BENCH_CONFIG passes
+//! a settings file to the daemon.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -110,11 +112,15 @@ async fn setup(n: u32) -> (World, Daemon) {
             .ignore();
     }
     let _: () = pipe.query_async(&mut w.config).await.unwrap();
-    let d = w.daemon();
+    let d = match std::env::var("PORTSYNCD_BENCH_CONFIG") {
+        Ok(cfg) => Daemon::start_args(&w.ns, &w.redis, &["--config", &cfg], &[]),
+        Err(_) => w.daemon(),
+    };
     d.wait_started().await;
     w.pop().await;
     let lines: Vec<String> = (0..n)
-        .map(|i| format!("link add {} type ifb", port(i)))
+        // The MTU CONFIG_DB has, so mtu_mismatch has nothing to say during the bench.
+        .map(|i| format!("link add {} mtu 9100 type ifb", port(i)))
         .collect();
     w.ns.batch(&lines);
     w.wait_pending("PortInitDone").await;

@@ -67,6 +67,40 @@ fn path(c: &mut Criterion) {
         })
     });
 
+    // The alert engine's share of the per-event path: the six default rules evaluated on an
+    // oper transition of a port (nothing fires), against no rules at all.
+    for (label, rules) in [
+        (
+            "alerts_default_rules_per_transition",
+            portsyncd::alerts::default_rules(),
+        ),
+        ("alerts_no_rules_per_transition", Vec::new()),
+    ] {
+        g.bench_function(label, |b| {
+            let mut engine = portsyncd::alerts::Engine::new(rules.clone(), 0, Default::default());
+            let up = portsyncd::event::PortState {
+                oper_up: true,
+                admin_up: true,
+                mtu: 9100,
+            };
+            let down = portsyncd::event::PortState {
+                oper_up: false,
+                ..up
+            };
+            let mut now = 0u64;
+            b.iter(|| {
+                now += 20_000; // one flip per 20 s per port: below the flap threshold
+                let i = (now / 20_000 % 1024) as usize;
+                let (o, n) = if now / 20_000 / 1024 % 2 == 0 {
+                    (up, down)
+                } else {
+                    (down, up)
+                };
+                black_box(engine.on_transition(&names[i], Some(o), Some(n), now))
+            })
+        });
+    }
+
     g.throughput(Throughput::Elements(1024));
     g.bench_function("batch_1024_events", |b| {
         b.iter_batched(

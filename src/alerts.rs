@@ -154,6 +154,29 @@ pub enum Effect {
     Resolve(Alert),
 }
 
+/// A per-port condition that holds, as raw numbers.
+#[derive(Debug, Clone, Copy)]
+enum Cond {
+    Flaps(usize, u64),
+    DownFor(u64),
+    Mtu(u32, u32),
+    Missing(u64),
+}
+
+impl Cond {
+    fn describe(self, port: &str) -> (String, String) {
+        match self {
+            Cond::Flaps(n, window_ms) => (n.to_string(), format!("{port}: {n} oper transitions within {}s", window_ms / 1000)),
+            Cond::DownFor(secs) => (secs.to_string(), format!("{port}: admin up but oper down for {secs}s")),
+            Cond::Mtu(got, want) => (got.to_string(), format!("{port}: kernel mtu {got}, CONFIG_DB mtu {want}")),
+            Cond::Missing(secs) => (
+                secs.to_string(),
+                format!("{port}: configured in CONFIG_DB but no netdev with an APPL_DB row after {secs}s"),
+            ),
+        }
+    }
+}
+
 /// What the engine needs to know about the daemon on a tick.
 pub struct Facts<'a> {
     pub now_ms: u64,
@@ -334,7 +357,7 @@ impl Engine {
         for i in 0..self.rules.len() {
             if !self.rules[i].kind.per_port() {
                 let cond = self.global_condition(i, f);
-                out.extend(self.step(i, "-", cond, now));
+                out.extend(self.step(i, "-", cond.map(|c| move || c), now));
             }
         }
         out
@@ -367,35 +390,41 @@ impl Engine {
                 continue;
             }
             let cond = self.port_condition(i, port, now, awaited);
-            out.extend(self.step(i, port, cond, now));
+            out.extend(self.step(i, port, cond.map(|c| move || c.describe(port)), now));
         }
         out
     }
 
-    /// `Some((value, message))` when rule `i`'s condition holds for `port`.
-    fn port_condition(
-        &self,
-        i: usize,
-        port: &str,
-        now: u64,
-        awaited: &[String],
-    ) -> Option<(String, String)> {
+    /// `Some` when rule `i`'s condition holds for `port`: raw numbers only; the value and
+    /// message strings are built (by `describe`) only when an alert starts or fires, so a
+    /// storm of transitions on an already-firing port allocates nothing.
+    fn port_condition(&self, i: usize, port: &str, now: u64, awaited: &[String]) -> Option<Cond> {
         match self.rules[i].kind {
             Kind::Flap { max, window_ms } => {
-                let n = self.flaps.get(port).map(|q| q.iter().filter(|t| now.saturating_sub(**t) <= window_ms).count()).unwrap_or(0);
-                (n > max as usize).then(|| (n.to_string(), format!("{port}: {n} oper transitions within {}s", window_ms / 1000)))
+                let n = self
+                    .flaps
+                    .get(port)
+                    .map(|q| {
+                        q.iter()
+                            .filter(|t| now.saturating_sub(**t) <= window_ms)
+                            .count()
+                    })
+                    .unwrap_or(0);
+                (n > max as usize).then_some(Cond::Flaps(n, window_ms))
             }
-            Kind::OperDown { after_ms } => self.down_since.get(port).filter(|s| now.saturating_sub(**s) >= after_ms).map(|s| {
-                let secs = now.saturating_sub(*s) / 1000;
-                (secs.to_string(), format!("{port}: admin up but oper down for {secs}s"))
-            }),
-            Kind::MtuMismatch { after_ms } => self.mtu_off_since.get(port).filter(|(s, _, _)| now.saturating_sub(*s) >= after_ms).map(|(_, got, want)| {
-                (got.to_string(), format!("{port}: kernel mtu {got}, CONFIG_DB mtu {want}"))
-            }),
-            Kind::MissingPort { after_ms } => (now.saturating_sub(self.start_ms) >= after_ms && awaited.iter().any(|a| a == port)).then(|| {
-                let secs = now.saturating_sub(self.start_ms) / 1000;
-                (secs.to_string(), format!("{port}: configured in CONFIG_DB but no netdev with an APPL_DB row after {secs}s"))
-            }),
+            Kind::OperDown { after_ms } => self
+                .down_since
+                .get(port)
+                .filter(|s| now.saturating_sub(**s) >= after_ms)
+                .map(|s| Cond::DownFor(now.saturating_sub(*s) / 1000)),
+            Kind::MtuMismatch { after_ms } => self
+                .mtu_off_since
+                .get(port)
+                .filter(|(s, _, _)| now.saturating_sub(*s) >= after_ms)
+                .map(|(_, got, want)| Cond::Mtu(*got, *want)),
+            Kind::MissingPort { after_ms } => (now.saturating_sub(self.start_ms) >= after_ms
+                && awaited.iter().any(|a| a == port))
+            .then(|| Cond::Missing(now.saturating_sub(self.start_ms) / 1000)),
             Kind::InitStall { .. } | Kind::Resync { .. } => None,
         }
     }
@@ -438,48 +467,51 @@ impl Engine {
         }
     }
 
-    /// The lifecycle: inactive → pending → firing → resolved.
+    /// The lifecycle: inactive → pending → firing → resolved. `describe` is called only when
+    /// an alert starts (pending) or fires.
     fn step(
         &mut self,
         i: usize,
         port: &str,
-        cond: Option<(String, String)>,
+        cond: Option<impl FnOnce() -> (String, String)>,
         now: u64,
     ) -> Option<Effect> {
         let rule = &self.rules[i];
-        match cond {
-            Some((value, message)) => {
-                let a = self.active[i].entry(port.to_owned()).or_insert(Active {
-                    since_ms: now,
-                    firing: false,
-                    alert: None,
-                });
-                let alert = Alert {
-                    rule: rule.name.clone(),
-                    kind: rule.kind.name(),
-                    port: port.to_owned(),
-                    severity: rule.severity,
-                    since_ms: a.since_ms,
-                    value,
-                    message,
-                };
-                let fire = !a.firing && now.saturating_sub(a.since_ms) >= rule.for_ms;
-                a.alert = Some(alert.clone());
-                if fire {
-                    a.firing = true;
-                    return Some(Effect::Fire(alert));
-                }
+        let map = &mut self.active[i];
+        let Some(describe) = cond else {
+            let a = map.remove(port)?;
+            return if a.firing {
+                a.alert.map(Effect::Resolve)
+            } else {
                 None
-            }
-            None => {
-                let a = self.active[i].remove(port)?;
-                if a.firing {
-                    a.alert.map(Effect::Resolve)
-                } else {
-                    None
-                }
+            };
+        };
+        if let Some(a) = map.get(port) {
+            if a.firing || now.saturating_sub(a.since_ms) < rule.for_ms {
+                return None;
             }
         }
+        let (value, message) = describe();
+        let a = map.entry(port.to_owned()).or_insert(Active {
+            since_ms: now,
+            firing: false,
+            alert: None,
+        });
+        let alert = Alert {
+            rule: rule.name.clone(),
+            kind: rule.kind.name(),
+            port: port.to_owned(),
+            severity: rule.severity,
+            since_ms: a.since_ms,
+            value,
+            message,
+        };
+        a.alert = Some(alert.clone());
+        if now.saturating_sub(a.since_ms) >= rule.for_ms {
+            a.firing = true;
+            return Some(Effect::Fire(alert));
+        }
+        None
     }
 }
 
