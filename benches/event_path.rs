@@ -91,7 +91,7 @@ fn path(c: &mut Criterion) {
             b.iter(|| {
                 now += 20_000; // one flip per 20 s per port: below the flap threshold
                 let i = (now / 20_000 % 1024) as usize;
-                let (o, n) = if now / 20_000 / 1024 % 2 == 0 {
+                let (o, n) = if (now / 20_000 / 1024).is_multiple_of(2) {
                     (up, down)
                 } else {
                     (down, up)
