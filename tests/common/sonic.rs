@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use super::*;
+use portsyncd::dbconfig::DbLocation;
 
 /// A namespace, a Redis with MONITOR running, and connections to the three DBs.
 pub struct World {
@@ -237,4 +238,45 @@ pub async fn wait_converged(w: &mut World, what: &str) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The four ports of the golden set-up S0.
+pub const PORTS: [&str; 4] = ["Ethernet0", "Ethernet4", "Ethernet8", "Ethernet12"];
+
+pub fn pairs(v: &[(String, String)]) -> Vec<(String, String)> {
+    v.to_vec()
+}
+
+/// G1 phase A–E: cold start; returns with BASE-minus-up (all rows down/down/9100) and the daemon running.
+/// G1-core's final state (also G8's).
+pub async fn assert_g1_core_final(w: &mut World) {
+    for (i, p) in PORTS.iter().enumerate() {
+        assert_eq!(
+            hgetall(&mut w.appl, &format!("PORT_TABLE:{p}")).await,
+            pairs(&s0_fields(i as u32))
+        );
+    }
+    assert_eq!(
+        hmap(&mut w.appl, "PORT_TABLE:PortConfigDone").await,
+        [("count".into(), "4".into())].into()
+    );
+    assert_eq!(
+        hmap(&mut w.appl, "PORT_TABLE:PortInitDone").await,
+        [("lanes".into(), "0".into())].into()
+    );
+    for k in ["PORT_TABLE_KEY_SET", "PORT_TABLE_DEL_SET"] {
+        assert!(!exists(&mut w.appl, k).await, "{k} should be absent");
+    }
+    assert!(keys(&mut w.appl, "_PORT_TABLE:*").await.is_empty());
+    assert_eq!(
+        w.state_ports().await,
+        [
+            "PORT_TABLE|Ethernet0",
+            "PORT_TABLE|Ethernet12",
+            "PORT_TABLE|Ethernet4",
+            "PORT_TABLE|Ethernet8"
+        ]
+    );
+    assert_eq!(w.mon().await.publishes(), 6);
+    w.mon().await.assert_state_hsets_are_cpp_shaped();
 }
