@@ -15,7 +15,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::sonic::{s0_fields, World};
+use common::sonic::World;
 use common::*;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -93,25 +93,15 @@ fn status_kb(pid: i32, field: &str) -> u64 {
 /// `n` configured ifb ports, created, written and popped, daemon started.
 async fn setup(n: u32) -> (World, Daemon) {
     let mut w = World::bare(Redis::start()).await;
-    let mut pipe = redis::pipe();
-    for i in 0..n {
-        let mut c = redis::cmd("HSET");
-        c.arg(format!("PORT|{}", port(i)));
-        for (f, v) in s0_fields(i) {
-            c.arg(f).arg(v);
-        }
-        pipe.add_command(c).ignore();
-    }
+    w.seed_ports(0..n).await;
     if let Ok(level) = std::env::var("PORTSYNCD_BENCH_LOGLEVEL") {
-        pipe.cmd("HSET")
-            .arg("LOGGER|portsyncd")
-            .arg("LOGLEVEL")
-            .arg(level)
-            .arg("LOGOUTPUT")
-            .arg("SYSLOG")
-            .ignore();
+        hset(
+            &mut w.config,
+            "LOGGER|portsyncd",
+            &[("LOGLEVEL", &level), ("LOGOUTPUT", "SYSLOG")],
+        )
+        .await;
     }
-    let _: () = pipe.query_async(&mut w.config).await.unwrap();
     let d = match std::env::var("PORTSYNCD_BENCH_CONFIG") {
         Ok(cfg) => Daemon::start_args(&w.ns, &w.redis, &["--config", &cfg], &[]),
         Err(_) => w.daemon(),
@@ -205,16 +195,7 @@ async fn steady(samples: usize) -> Vec<f64> {
 
 async fn cold_start(n: u32) -> f64 {
     let mut w = World::bare(Redis::start()).await;
-    let mut pipe = redis::pipe();
-    for i in 0..n {
-        let mut c = redis::cmd("HSET");
-        c.arg(format!("PORT|{}", port(i)));
-        for (f, v) in s0_fields(i) {
-            c.arg(f).arg(v);
-        }
-        pipe.add_command(c).ignore();
-    }
-    let _: () = pipe.query_async(&mut w.config).await.unwrap();
+    w.seed_ports(0..n).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let db = w.redis.db("APPL_DB");
     let mut con = portsyncd::store::connect_push(&db, Duration::from_secs(5), tx)

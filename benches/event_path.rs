@@ -6,35 +6,24 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use portsyncd::batch::{plan, Batch, StateWrite};
+use portsyncd::dbconfig::DbLocation;
 use portsyncd::event::NetlinkInput;
 use portsyncd::netlink::decode_datagram;
 use portsyncd::port::PortSync;
+use portsyncd::store::state_pipeline;
 use std::hint::black_box;
 
 const NEWLINK: &[u8] = include_bytes!("fixtures/newlink-ifb.bin");
 
+/// The daemon's own STATE_DB encoding, packed as it goes on the wire.
 fn encode(writes: &[StateWrite]) -> Vec<u8> {
-    let mut pipe = redis::pipe();
-    for w in writes {
-        match w {
-            StateWrite::Del(p) => {
-                pipe.cmd("DEL").arg(format!("PORT_TABLE|{p}"));
-            }
-            StateWrite::Set(p, s) => {
-                pipe.cmd("HSET")
-                    .arg(format!("PORT_TABLE|{p}"))
-                    .arg("state")
-                    .arg("ok")
-                    .arg("netdev_oper_status")
-                    .arg(s.oper_str())
-                    .arg("admin_status")
-                    .arg(s.admin_str())
-                    .arg("mtu")
-                    .arg(s.mtu);
-            }
-        }
-    }
-    pipe.get_packed_pipeline()
+    let db = DbLocation {
+        name: "STATE_DB".into(),
+        socket: "/s".into(),
+        id: 6,
+        separator: '|',
+    };
+    state_pipeline(&db, writes, &[]).get_packed_pipeline()
 }
 
 fn path(c: &mut Criterion) {

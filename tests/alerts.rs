@@ -55,26 +55,6 @@ async fn wait_alert(w: &mut World, d: &Daemon, rule: &str, port: &str, state: &s
     d.wait_log(&format!("ALERT {rule} {verb} for {port}")).await;
 }
 
-fn scrape(ns: &Netns) -> String {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "curl",
-            "-sf",
-            "http://127.0.0.1:9101/metrics",
-        ])
-        .output()
-        .expect("these tests need curl");
-    assert!(
-        out.status.success(),
-        "scrape failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn issue6_every_rule_kind_fires_and_resolves() {
     let mut w = World::new().await;
@@ -94,7 +74,7 @@ async fn issue6_every_rule_kind_fires_and_resolves() {
     let row = hmap(&mut w.state, "PORTSYNCD_ALERT_TABLE|init_stall|-").await;
     assert!(row["message"].contains("awaiting Ethernet8"), "{row:?}");
     assert_eq!(row["severity"], "warning");
-    let m = scrape(&w.ns);
+    let m = w.ns.metrics();
     assert!(
         m.contains(r#"portsyncd_alerts_firing{rule="missing_port",severity="critical"} 1"#),
         "{m}"
@@ -109,7 +89,10 @@ async fn issue6_every_rule_kind_fires_and_resolves() {
         w.wait_row("Ethernet0", sdb("down", "up", 9100)).await;
     }
     wait_alert(&mut w, &d, "flap", "Ethernet0", "firing").await;
-    assert!(scrape(&w.ns).contains(r#"portsyncd_alerts_firing{rule="flap",severity="critical"} 1"#));
+    assert!(w
+        .ns
+        .metrics()
+        .contains(r#"portsyncd_alerts_firing{rule="flap",severity="critical"} 1"#));
     wait_alert(&mut w, &d, "flap", "Ethernet0", "resolved").await;
 
     // oper_down: Ethernet0 is admin up with its carrier down since the last flip.
@@ -182,7 +165,7 @@ async fn issue6_metrics_pass_promtool_and_count_what_happened() {
     w.wait_pending("PortInitDone").await;
     w.ns.ip(&["link", "add", "eth9", "type", "ifb"]);
     d.wait_log("Publish Ethernet4").await;
-    let text = scrape(&w.ns);
+    let text = w.ns.metrics();
     for want in [
         "portsyncd_build_info{version=",
         "portsyncd_port_init_done 1",
@@ -251,7 +234,7 @@ async fn issue6_dashboard_and_rules_use_only_exported_metrics() {
     w.seed_s0(1).await;
     let d = w.daemon();
     d.wait_started().await;
-    let text = scrape(&w.ns);
+    let text = w.ns.metrics();
     // Sample names, and declared families (a family with no series yet still has its TYPE line).
     let mut exported: Vec<&str> = text
         .lines()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::sonic::{mismatches, s0_fields, wait_converged, World};
+use common::sonic::{mismatches, wait_converged, World};
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -22,11 +22,7 @@ fn port(i: u32) -> String {
 
 /// `n` configured ifb ports, all created, written and popped; the daemon running with `toml`.
 async fn bulk(w: &mut World, n: u32, toml: &str) -> (Daemon, TempDir) {
-    for i in 0..n {
-        let f = s0_fields(i);
-        let fvs: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        hset(&mut w.config, &format!("PORT|{}", port(i)), &fvs).await;
-    }
+    w.seed_ports(0..n).await;
     let dir = TempDir::new("cfg");
     let cfg = settings(&dir, toml);
     let d = Daemon::start_args(&w.ns, &w.redis, &["--config", &cfg], &[]);

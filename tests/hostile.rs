@@ -221,41 +221,13 @@ fn vm_kb(pid: i32, field: &str) -> u64 {
         .unwrap()
 }
 
-fn scrape_gauge(ns: &Netns, name: &str) -> Option<u64> {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "curl",
-            "-sf",
-            "http://127.0.0.1:9101/metrics",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 /// 4,096 ports, 100,000 link changes, Redis frozen meanwhile: the pending map never holds more
 /// than one entry per port, memory stays under a fixed bound, and everything lands afterwards.
 #[tokio::test]
 async fn issue7_bounded_memory_and_pending_writes_under_a_burst_with_redis_frozen() {
     const PORTS: u32 = 4096;
     let mut w = World::bare(Redis::start()).await;
-    let mut pipe = redis::pipe();
-    for i in 0..PORTS {
-        let mut c = redis::cmd("HSET");
-        c.arg(format!("PORT|Ethernet{}", i * 4));
-        for (f, v) in s0_fields(i) {
-            c.arg(f).arg(v);
-        }
-        pipe.add_command(c).ignore();
-    }
-    let _: () = pipe.query_async(&mut w.config).await.unwrap();
+    w.seed_ports(0..PORTS).await;
     let d = w.daemon();
     d.wait_started().await;
     w.pop().await;
@@ -281,7 +253,7 @@ async fn issue7_bounded_memory_and_pending_writes_under_a_burst_with_redis_froze
     let mut max_pending = 0;
     wait(
         || {
-            let p = scrape_gauge(&w.ns, "portsyncd_pending_ports").unwrap_or(0);
+            let p = w.ns.metric("portsyncd_pending_ports").unwrap_or(0);
             max_pending = max_pending.max(p);
             async move { p > 0 }
         },

@@ -110,6 +110,49 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// `GET /metrics` from the daemon in this namespace (default listen address).
+    pub fn metrics(&self) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "curl",
+                "-sf",
+                "http://127.0.0.1:9101/metrics",
+            ])
+            .output()
+            .expect("these tests need curl");
+        assert!(
+            out.status.success(),
+            "scrape failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// One unlabelled sample of the scrape, if the endpoint answers.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "curl",
+                "-sf",
+                "http://127.0.0.1:9101/metrics",
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

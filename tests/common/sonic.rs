@@ -66,11 +66,7 @@ impl World {
 
     /// S0: `count` ports Ethernet0, 4, 8 … in CONFIG_DB, and DEVICE_METADATA without switch_type.
     pub async fn seed_s0(&mut self, count: u32) {
-        for i in 0..count {
-            let f = s0_fields(i);
-            let fvs: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            hset(&mut self.config, &format!("PORT|Ethernet{}", i * 4), &fvs).await;
-        }
+        self.seed_ports(0..count).await;
         hset(
             &mut self.config,
             "DEVICE_METADATA|localhost",
@@ -82,6 +78,26 @@ impl World {
             ],
         )
         .await;
+    }
+
+    /// CONFIG_DB `PORT|Ethernet<4i>` with S0's fields for every `i`, in one pipeline.
+    pub async fn seed_ports(&mut self, indexes: std::ops::Range<u32>) {
+        if indexes.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for i in indexes {
+            let mut c = redis::cmd("HSET");
+            c.arg(format!("PORT|Ethernet{}", i * 4));
+            for (f, v) in s0_fields(i) {
+                c.arg(f).arg(v);
+            }
+            pipe.add_command(c).ignore();
+        }
+        let _: () = pipe
+            .query_async(&mut self.config)
+            .await
+            .expect("seed CONFIG_DB");
     }
 
     /// The MONITOR capture, complete up to now: a marker command is sent and awaited, so
