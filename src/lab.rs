@@ -136,17 +136,33 @@ pub fn run(ports: u32, seconds: Option<u64>) -> Result<()> {
             .spawn()
             .map_err(|e| Error::io("starting the consumer", e))?,
     );
+    // The daemon tells us it is ready like it tells systemd: READY=1 on a NOTIFY_SOCKET.
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path)
+        .map_err(|e| Error::io("binding the notify socket", e))?;
+    notify
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(|e| Error::io("notify socket", e))?;
     lab.children.push(
         Command::new("ip")
             .args(["netns", "exec", &lab.ns])
             .arg(&exe)
-            .arg("--db-config")
+            .args(["--log-target", "stderr", "--db-config"])
             .arg(&cfg)
+            .env("NOTIFY_SOCKET", &notify_path)
             .stderr(log)
             .spawn()
             .map_err(|e| Error::io("starting portsyncd", e))?,
     );
-    std::thread::sleep(Duration::from_millis(300));
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = notify
+            .recv(&mut buf)
+            .map_err(|e| Error::io("waiting for portsyncd to be ready (see portsyncd.log)", e))?;
+        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+            break;
+        }
+    }
     // orchagent creates the host interfaces after portsyncd is running.
     let mut batch = String::new();
     for i in 0..ports {

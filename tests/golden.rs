@@ -279,3 +279,48 @@ async fn g7_rename_cleans_up_stale_row_issue3() {
     w.wait_row("Ethernet8", sdb("down", "down", 9100)).await;
     assert_eq!(w.mon().await.publishes(), 6);
 }
+
+/// Spec §3.2: the ProducerStateTable script publishes only when SADD added the key; a second
+/// set of a pending key merges fields into the temp hash and publishes nothing.
+#[tokio::test]
+async fn producer_script_publishes_only_for_a_new_pending_key() {
+    let mut w = World::new().await;
+    let sha: String = portsyncd::pst::load_cmd()
+        .query_async(&mut w.appl)
+        .await
+        .unwrap();
+    let set = |fvs: &[(&str, &str)]| {
+        let fvs: Vec<(Vec<u8>, Vec<u8>)> = fvs
+            .iter()
+            .map(|(f, v)| (f.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        portsyncd::pst::set_cmd(&sha, &w.appl_db, "PORT_TABLE", "Ethernet0", &fvs)
+    };
+    let (a, b) = (set(&[("speed", "100000")]), set(&[("mtu", "9100")]));
+    let _: () = a.query_async(&mut w.appl).await.unwrap();
+    let _: () = b.query_async(&mut w.appl).await.unwrap();
+    assert_eq!(w.mon().await.publishes(), 1);
+    assert_eq!(
+        hgetall(&mut w.appl, "_PORT_TABLE:Ethernet0").await,
+        vec![
+            ("speed".into(), "100000".into()),
+            ("mtu".into(), "9100".into())
+        ]
+    );
+    let lua: Vec<Vec<String>> = w
+        .mon()
+        .await
+        .commands()
+        .into_iter()
+        .filter(|c| c.lua)
+        .map(|c| c.args)
+        .collect();
+    assert_eq!(lua[0], ["SADD", "PORT_TABLE_KEY_SET", "Ethernet0"]);
+    assert_eq!(lua[1], ["HSET", "_PORT_TABLE:Ethernet0", "speed", "100000"]);
+    assert_eq!(lua[2], ["PUBLISH", "PORT_TABLE_CHANNEL@0", "G"]);
+    assert_eq!(lua[3], ["SADD", "PORT_TABLE_KEY_SET", "Ethernet0"]);
+    assert_eq!(lua[4], ["HSET", "_PORT_TABLE:Ethernet0", "mtu", "9100"]);
+    assert_eq!(lua.len(), 5);
+    w.pop().await;
+    assert_eq!(hmap(&mut w.appl, "PORT_TABLE:Ethernet0").await.len(), 2);
+}
