@@ -1,22 +1,7 @@
 //! Table-driven tests of the alert engine with a fake clock.
 
 use super::*;
-
-const UP: PortState = PortState {
-    oper_up: true,
-    admin_up: true,
-    mtu: 9100,
-};
-const DOWN: PortState = PortState {
-    oper_up: false,
-    admin_up: true,
-    mtu: 9100,
-};
-const ADMIN_DOWN: PortState = PortState {
-    oper_up: false,
-    admin_up: false,
-    mtu: 9100,
-};
+use crate::event::fixtures::{ADMIN_DOWN, OPER_DOWN, UP};
 
 fn rule(kind: Kind, for_ms: u64) -> Rule {
     Rule {
@@ -77,14 +62,18 @@ fn flap_fires_once_and_resolves_after_the_window() {
     };
     let mut steps: Vec<(Step, &[&str])> = Vec::new();
     for t in 0..3u64 {
-        let (o, n) = if t % 2 == 0 { (UP, DOWN) } else { (DOWN, UP) };
+        let (o, n) = if t % 2 == 0 {
+            (UP, OPER_DOWN)
+        } else {
+            (OPER_DOWN, UP)
+        };
         steps.push((Step::T(t * 1000, "Ethernet0", Some(o), Some(n)), &[]));
     }
     steps.push((
-        Step::T(3000, "Ethernet0", Some(DOWN), Some(UP)),
+        Step::T(3000, "Ethernet0", Some(OPER_DOWN), Some(UP)),
         &["fire flap Ethernet0"],
     ));
-    steps.push((Step::T(4000, "Ethernet0", Some(UP), Some(DOWN)), &[])); // no duplicate
+    steps.push((Step::T(4000, "Ethernet0", Some(UP), Some(OPER_DOWN)), &[])); // no duplicate
     steps.push((Step::Tick(9000, &[], true), &[]));
     steps.push((Step::Tick(15_000, &[], true), &["resolve flap Ethernet0"]));
     steps.push((Step::Tick(16_000, &[], true), &[]));
@@ -98,15 +87,15 @@ fn for_duration_holds_back_firing_and_a_short_blip_never_fires() {
         vec![rule(k, 5000)],
         &[],
         vec![
-            (Step::T(0, "Ethernet0", Some(UP), Some(DOWN)), &[]),
+            (Step::T(0, "Ethernet0", Some(UP), Some(OPER_DOWN)), &[]),
             (Step::Tick(2000, &[], true), &[]),
-            (Step::T(3000, "Ethernet0", Some(DOWN), Some(UP)), &[]), // pending dropped silently
-            (Step::T(4000, "Ethernet0", Some(UP), Some(DOWN)), &[]),
+            (Step::T(3000, "Ethernet0", Some(OPER_DOWN), Some(UP)), &[]), // pending dropped silently
+            (Step::T(4000, "Ethernet0", Some(UP), Some(OPER_DOWN)), &[]),
             (Step::Tick(8000, &[], true), &[]),
             (Step::Tick(9000, &[], true), &["fire oper_down Ethernet0"]),
             (Step::Tick(10_000, &[], true), &[]),
             (
-                Step::T(11_000, "Ethernet0", Some(DOWN), Some(ADMIN_DOWN)),
+                Step::T(11_000, "Ethernet0", Some(OPER_DOWN), Some(ADMIN_DOWN)),
                 &["resolve oper_down Ethernet0"],
             ),
         ],
@@ -123,12 +112,12 @@ fn oper_down_needs_admin_up() {
             (Step::T(0, "Ethernet4", Some(UP), Some(ADMIN_DOWN)), &[]),
             (Step::Tick(5000, &[], true), &[]),
             (
-                Step::T(6000, "Ethernet4", Some(ADMIN_DOWN), Some(DOWN)),
+                Step::T(6000, "Ethernet4", Some(ADMIN_DOWN), Some(OPER_DOWN)),
                 &[],
             ),
             (Step::Tick(7500, &[], true), &["fire oper_down Ethernet4"]),
             (
-                Step::T(8000, "Ethernet4", Some(DOWN), None),
+                Step::T(8000, "Ethernet4", Some(OPER_DOWN), None),
                 &["resolve oper_down Ethernet4"],
             ),
         ],

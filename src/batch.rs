@@ -139,17 +139,7 @@ pub fn plan(batch: &Batch, mut in_appl_db: impl FnMut(&str) -> bool) -> Vec<Stat
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const UP: PortState = PortState {
-        oper_up: true,
-        admin_up: true,
-        mtu: 9100,
-    };
-    const DOWN: PortState = PortState {
-        oper_up: false,
-        admin_up: false,
-        mtu: 9100,
-    };
+    use crate::event::fixtures::{ADMIN_DOWN, UP};
 
     enum In {
         S(PortState),
@@ -161,14 +151,14 @@ mod tests {
     fn folding_table() {
         let table: Vec<(Vec<In>, PortOp)> = vec![
             (
-                vec![In::S(DOWN)],
+                vec![In::S(ADMIN_DOWN)],
                 PortOp {
                     delete: false,
-                    set: Some(DOWN),
+                    set: Some(ADMIN_DOWN),
                 },
             ),
             (
-                vec![In::S(DOWN), In::S(UP)],
+                vec![In::S(ADMIN_DOWN), In::S(UP)],
                 PortOp {
                     delete: false,
                     set: Some(UP),
@@ -189,10 +179,10 @@ mod tests {
                 },
             ),
             (
-                vec![In::S(UP), In::D, In::S(DOWN)],
+                vec![In::S(UP), In::D, In::S(ADMIN_DOWN)],
                 PortOp {
                     delete: true,
-                    set: Some(DOWN),
+                    set: Some(ADMIN_DOWN),
                 },
             ),
             (
@@ -222,7 +212,7 @@ mod tests {
         old.set("Ethernet4", UP);
         let mut new = Batch::default();
         new.delete("Ethernet4");
-        new.set("Ethernet8", DOWN);
+        new.set("Ethernet8", ADMIN_DOWN);
         new.merge_older(old);
         let got: Vec<_> = new.iter().collect();
         assert_eq!(
@@ -246,7 +236,7 @@ mod tests {
                     "Ethernet8",
                     PortOp {
                         delete: false,
-                        set: Some(DOWN)
+                        set: Some(ADMIN_DOWN)
                     }
                 ),
             ]
@@ -258,7 +248,7 @@ mod tests {
         let mut b = Batch::default();
         b.set("Ethernet0", UP);
         b.delete("Ethernet96");
-        b.set("Ethernet4", DOWN);
+        b.set("Ethernet4", ADMIN_DOWN);
         b.delete("Ethernet8");
         b.set("Ethernet8", UP);
         let w = plan(&b, |n| n != "Ethernet4");

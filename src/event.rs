@@ -99,3 +99,27 @@ pub enum NetlinkInput {
     /// A message that could not be decoded (logged and counted, never fatal).
     Malformed(String),
 }
+
+/// Port states shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::PortState;
+
+    /// Admin up, oper up, MTU 9100.
+    pub const UP: PortState = PortState {
+        oper_up: true,
+        admin_up: true,
+        mtu: 9100,
+    };
+    /// Admin up, oper down.
+    pub const OPER_DOWN: PortState = PortState {
+        oper_up: false,
+        ..UP
+    };
+    /// Admin down (so oper down).
+    pub const ADMIN_DOWN: PortState = PortState {
+        oper_up: false,
+        admin_up: false,
+        mtu: 9100,
+    };
+}

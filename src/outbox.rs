@@ -124,13 +124,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::PortState;
-
-    const UP: PortState = PortState {
-        oper_up: true,
-        admin_up: true,
-        mtu: 9100,
-    };
+    use crate::event::fixtures::UP;
 
     const MAX: usize = 512;
 
