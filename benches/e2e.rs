@@ -167,6 +167,41 @@ async fn drain_once(w: &mut World, d: &Daemon, watch: &mut Watch, n: u32, up: bo
     }
 }
 
+/// `PORTSYNCD_BENCH_PROFILE="perf record -g -o /tmp/p.data -p {pid}"` runs that command
+/// around the drains of `PORTSYNCD_BENCH_PROFILE_PORTS` ports (default 1,024) only, so a
+/// profile or a syscall count (`strace -c -p {pid}`) covers the drains and nothing else.
+struct Profiler(std::process::Child);
+
+impl Profiler {
+    fn attach(pid: i32, n: u32) -> Option<Profiler> {
+        let cmd = std::env::var("PORTSYNCD_BENCH_PROFILE").ok()?;
+        let ports = std::env::var("PORTSYNCD_BENCH_PROFILE_PORTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024);
+        if n != ports {
+            return None;
+        }
+        let cmd = cmd.replace("{pid}", &pid.to_string());
+        let child = std::process::Command::new("sh")
+            .args(["-c", &format!("exec {cmd}")])
+            .spawn()
+            .expect("starting the profiler");
+        // Give it time to attach (perf and strace print nothing useful to wait on).
+        std::thread::sleep(Duration::from_millis(500));
+        Some(Profiler(child))
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 fn enter_netns(ns: &Netns) {
     let f = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (run as root)");
@@ -241,11 +276,13 @@ fn main() {
             let (mut w, d) = setup(n).await;
             let mut watch = Watch::new(&w, "__keyspace@6__:PORT_TABLE|*").await;
             let (mut ms, mut cpu) = (Vec::new(), Vec::new());
+            let profiler = Profiler::attach(d.pid(), n);
             for r in 0..runs * 2 {
                 let x = drain_once(&mut w, &d, &mut watch, n, r % 2 == 0).await;
                 ms.push(x.ms);
                 cpu.push(x.cpu_us_per_event);
             }
+            drop(profiler);
             let m = median(&mut ms);
             println!("| {n} | {m:.2} | {:.0} | {:.2} |", f64::from(n) / m * 1e3, median(&mut cpu));
             if n == 4096 {

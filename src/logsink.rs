@@ -5,13 +5,14 @@
 //! runs, stderr lines are collected and written once per loop turn.
 
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -55,7 +56,7 @@ where
         let (pri, name) = sonic_priority(*meta.level());
         match self.0 {
             Style::Terminal => {
-                SystemTime.format_time(&mut w)?;
+                write_timestamp(&mut w)?;
                 write!(w, " {name:<6} ")?;
             }
             Style::Journald => write!(w, "<{pri}>")?,
@@ -68,12 +69,108 @@ where
                 function(meta.target())
             )?,
         }
-        ctx.field_format().format_fields(w.by_ref(), event)?;
+        let _ = ctx;
+        SCRATCH.with(|scratch| {
+            let mut line = scratch.borrow_mut();
+            line.clear();
+            event.record(&mut Fields(&mut line));
+            write_escaped(&mut w, &line)
+        })?;
         if self.0 != Style::Syslog {
             writeln!(w)?;
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// One line's message text before escaping (reused: no allocation per line).
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The RFC 3339 timestamp up to whole seconds, and the second it was made for.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// The message, then any other fields as ` name=value`. Format strings are Display (their
+/// Debug is their Display), so nothing is quoted.
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() != "message" {
+            let _ = write!(self.0, " {}=", field.name());
+        }
+        self.0.push_str(value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let _ = if field.name() == "message" {
+            write!(self.0, "{value:?}")
+        } else {
+            write!(self.0, " {}={value:?}", field.name())
+        };
+    }
+}
+
+/// True for what must not reach a terminal or split a journal entry: C0 controls (newline
+/// included), DEL and the C1 range.
+fn is_control(c: char) -> bool {
+    c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c)
+}
+
+/// Write `text` with control characters shown as `\xNN` / `\u{NN}` (netdev names come from
+/// the kernel and may carry them). The common case, nothing to escape, is one scan and one
+/// copy.
+fn write_escaped(w: &mut Writer<'_>, text: &str) -> std::fmt::Result {
+    // UTF-8 encodes U+0080..U+009F as 0xC2 0x80..0x9F; any other byte >= 0x80 is not a control.
+    let clean = !text.bytes().any(|b| b < b' ' || b == 0x7f || b == 0xc2);
+    if clean {
+        return w.write_str(text);
+    }
+    for c in text.chars() {
+        match c {
+            c if c < ' ' || c == '\u{7f}' => write!(w, "\\x{:02x}", c as u32)?,
+            c if is_control(c) => write!(w, "\\u{{{:x}}}", c as u32)?,
+            c => w.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// `2026-11-27T02:29:25.123456Z` (UTC): the part up to the second is formatted once per
+/// second.
+fn write_timestamp(w: &mut Writer<'_>) -> std::fmt::Result {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    SECOND.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != now.as_secs() {
+            cache.0 = now.as_secs();
+            cache.1 = utc_seconds(now.as_secs());
+        }
+        write!(w, "{}.{:06}Z", cache.1, now.subsec_micros())
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for seconds since the Unix epoch (proleptic Gregorian calendar).
+fn utc_seconds(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a 400-year era's years.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// While the event loop runs, lines are collected and written once per loop turn: a storm of
@@ -179,5 +276,38 @@ mod tests {
         assert_eq!(sonic_priority(Level::TRACE), (7, "DEBUG"));
         assert_eq!(function("portsyncd::daemon"), "daemon");
         assert_eq!(function("onMsg"), "onMsg");
+    }
+
+    #[test]
+    fn utc_timestamps_match_the_calendar() {
+        let table = [
+            (0, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_709_251_199, "2024-02-29T23:59:59"),
+            (1_795_746_565, "2026-11-27T02:29:25"),
+            (4_107_542_400, "2100-03-01T00:00:00"),
+        ];
+        for (secs, want) in table {
+            assert_eq!(utc_seconds(secs), want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        let table = [
+            (
+                "Publish Ethernet0(ok:up) to state db",
+                "Publish Ethernet0(ok:up) to state db",
+            ),
+            ("eth\u{1b}[31m", "eth\\x1b[31m"),
+            ("a\nb\tc\u{7f}", "a\\x0ab\\x09c\\x7f"),
+            ("c1\u{9b}x", "c1\\u{9b}x"),
+            ("caf\u{e9} \u{a0}ok", "caf\u{e9} \u{a0}ok"),
+        ];
+        for (text, want) in table {
+            let mut out = String::new();
+            write_escaped(&mut Writer::new(&mut out), text).unwrap();
+            assert_eq!(out, want, "{text:?}");
+        }
     }
 }

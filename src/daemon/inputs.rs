@@ -92,11 +92,7 @@ impl Loop {
             self.counters.ignored_name += 1;
             return;
         }
-        let kind = ev
-            .kind
-            .as_deref()
-            .map(|k| format!(" type:{k}"))
-            .unwrap_or_default();
+        let kind = KindTag(ev.kind.as_deref());
         info!(
             target: "onMsg", "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
             ev.op.number(),
@@ -182,6 +178,18 @@ impl Loop {
     pub(super) fn check_init(&mut self) {
         if self.sync.init_due() && !self.outbox.init_queued() && !self.outbox.inflight() {
             self.outbox.want_init();
+        }
+    }
+}
+
+/// ` type:<kind>` in the `nlmsg` line, nothing when the kernel sent no kind.
+struct KindTag<'a>(Option<&'a str>);
+
+impl std::fmt::Display for KindTag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(k) => write!(f, " type:{k}"),
+            None => Ok(()),
         }
     }
 }
