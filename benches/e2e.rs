@@ -2,7 +2,8 @@
 //! against a private redis-server, ifb ports, IPv6 off — the set-up the C++ figures were
 //! measured with. Reports, as medians of several runs:
 //! * burst drain for 256 / 1,024 / 4,096 ports: SIGSTOP the daemon, flip every port, SIGCONT,
-//!   time to the last STATE_DB keyspace notification, and daemon CPU per event (schedstat);
+//!   time to the keyspace notification of the last port's STATE_DB write (then every port is
+//!   checked), and daemon CPU per event (schedstat);
 //! * steady-state latency P50/P90/P99 from the netlink call's return to the STATE_DB keyspace
 //!   notification, one port flipped at a time;
 //! * cold start to `PortConfigDone` with 1,024 configured ports;
@@ -17,7 +18,6 @@ mod common;
 
 use common::sonic::World;
 use common::*;
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -102,10 +102,16 @@ async fn setup(n: u32) -> (World, Daemon) {
         )
         .await;
     }
-    let d = match std::env::var("PORTSYNCD_BENCH_CONFIG") {
-        Ok(cfg) => Daemon::start_args(&w.ns, &w.redis, &["--config", &cfg], &[]),
-        Err(_) => w.daemon(),
+    let cfg = std::env::var("PORTSYNCD_BENCH_CONFIG").ok();
+    let args: Vec<&str> = match &cfg {
+        Some(cfg) => vec!["--config", cfg],
+        None => vec![],
     };
+    // e.g. "valgrind --tool=callgrind --collect-atstart=no": instruction counts, which do not
+    // move with the machine's noise (see Profiler for switching collection on and off).
+    let wrap = std::env::var("PORTSYNCD_BENCH_WRAP").unwrap_or_default();
+    let prefix: Vec<&str> = wrap.split_whitespace().collect();
+    let d = Daemon::start_as(&w.ns, &w.redis, &prefix, &args, &[]);
     d.wait_started().await;
     w.pop().await;
     let lines: Vec<String> = (0..n)
@@ -144,13 +150,23 @@ async fn drain_once(w: &mut World, d: &Daemon, watch: &mut Watch, n: u32, up: bo
     let cpu0 = schedstat_ns(d.pid());
     let t0 = Instant::now();
     d.signal("CONT");
-    let mut seen = HashSet::new();
-    let mut last = t0;
-    while seen.len() < n as usize {
-        let k = watch.next_hset().await;
-        last = Instant::now();
-        seen.insert(k);
+    // The kernel queues the flips in port order and the daemon writes in arrival order, so
+    // the last port's write ends the drain; every other port is checked afterwards.
+    watch.next_hset().await;
+    let last = Instant::now();
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.hget(format!("PORT_TABLE|{}", port(i)), "admin_status");
     }
+    let admin: Vec<Option<String>> = pipe.query_async(&mut w.state).await.unwrap();
+    let behind: Vec<String> = (0..n)
+        .filter(|&i| admin[i as usize].as_deref() != Some(verb))
+        .map(port)
+        .collect();
+    assert!(
+        behind.is_empty(),
+        "the last port's write landed before these ports' (not {verb}): {behind:?}"
+    );
     // Let the daemon finish the turn (its log lines) before reading its CPU time.
     let mut cpu = schedstat_ns(d.pid());
     loop {
@@ -170,7 +186,9 @@ async fn drain_once(w: &mut World, d: &Daemon, watch: &mut Watch, n: u32, up: bo
 /// `PORTSYNCD_BENCH_PROFILE="perf record -g -o /tmp/p.data -p {pid}"` runs that command
 /// around the drains of `PORTSYNCD_BENCH_PROFILE_PORTS` ports (default 1,024) only, so a
 /// profile or a syscall count (`strace -c -p {pid}`) covers the drains and nothing else.
-struct Profiler(std::process::Child);
+/// `PORTSYNCD_BENCH_PROFILE_STOP` runs after the drains, before the first command gets
+/// SIGINT (e.g. `callgrind_control -i off {pid}; callgrind_control -d {pid}`).
+struct Profiler(std::process::Child, i32);
 
 impl Profiler {
     fn attach(pid: i32, n: u32) -> Option<Profiler> {
@@ -189,12 +207,18 @@ impl Profiler {
             .expect("starting the profiler");
         // Give it time to attach (perf and strace print nothing useful to wait on).
         std::thread::sleep(Duration::from_millis(500));
-        Some(Profiler(child))
+        Some(Profiler(child, pid))
     }
 }
 
 impl Drop for Profiler {
     fn drop(&mut self) {
+        if let Ok(stop) = std::env::var("PORTSYNCD_BENCH_PROFILE_STOP") {
+            let stop = stop.replace("{pid}", &self.1.to_string());
+            let _ = std::process::Command::new("sh")
+                .args(["-c", &stop])
+                .status();
+        }
         let _ = std::process::Command::new("kill")
             .args(["-INT", &self.0.id().to_string()])
             .status();
@@ -272,9 +296,15 @@ fn main() {
         println!("| ports | drain (ms) | events/s | daemon CPU per event (µs) |");
         println!("|---|---|---|---|");
         let mut rss = (0, 0);
-        for n in [256u32, 1024, 4096] {
+        // PORTSYNCD_BENCH_PORTS=1024: only those drains, nothing else (profiling runs).
+        let sizes: Vec<u32> = match std::env::var("PORTSYNCD_BENCH_PORTS") {
+            Ok(v) => v.split(',').map(|n| n.trim().parse().expect("PORTSYNCD_BENCH_PORTS: port counts")).collect(),
+            Err(_) => vec![256, 1024, 4096],
+        };
+        for &n in &sizes {
             let (mut w, d) = setup(n).await;
-            let mut watch = Watch::new(&w, "__keyspace@6__:PORT_TABLE|*").await;
+            let last = format!("__keyspace@6__:PORT_TABLE|{}", port(n - 1));
+            let mut watch = Watch::new(&w, &last).await;
             let (mut ms, mut cpu) = (Vec::new(), Vec::new());
             let profiler = Profiler::attach(d.pid(), n);
             for r in 0..runs * 2 {
@@ -288,6 +318,9 @@ fn main() {
             if n == 4096 {
                 rss = (status_kb(d.pid(), "VmRSS:"), status_kb(d.pid(), "VmHWM:"));
             }
+        }
+        if std::env::var_os("PORTSYNCD_BENCH_PORTS").is_some() {
+            return;
         }
         let mut starts: Vec<f64> = Vec::new();
         for _ in 0..runs {

@@ -111,25 +111,25 @@ impl Batch {
     }
 }
 
-/// One STATE_DB command.
+/// One STATE_DB command, naming a port of the batch it was planned from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateWrite {
-    Del(String),
-    Set(String, PortState),
+pub enum StateWrite<'a> {
+    Del(&'a str),
+    Set(&'a str, PortState),
 }
 
 /// The STATE_DB commands for a batch, given which gated ports have an APPL_DB entry now.
 /// A set whose gate fails is dropped (the C++ "Cannot find … in port table" case); a delete is
 /// never gated.
-pub fn plan(batch: &Batch, mut in_appl_db: impl FnMut(&str) -> bool) -> Vec<StateWrite> {
+pub fn plan(batch: &Batch, mut in_appl_db: impl FnMut(&str) -> bool) -> Vec<StateWrite<'_>> {
     let mut out = Vec::with_capacity(batch.len());
     for (name, op) in batch.iter() {
         if op.delete {
-            out.push(StateWrite::Del(name.to_owned()));
+            out.push(StateWrite::Del(name));
         }
         if let Some(state) = op.set {
             if in_appl_db(name) {
-                out.push(StateWrite::Set(name.to_owned(), state));
+                out.push(StateWrite::Set(name, state));
             }
         }
     }
@@ -255,10 +255,10 @@ mod tests {
         assert_eq!(
             w,
             vec![
-                StateWrite::Set("Ethernet0".into(), UP),
-                StateWrite::Del("Ethernet96".into()),
-                StateWrite::Del("Ethernet8".into()),
-                StateWrite::Set("Ethernet8".into(), UP),
+                StateWrite::Set("Ethernet0", UP),
+                StateWrite::Del("Ethernet96"),
+                StateWrite::Del("Ethernet8"),
+                StateWrite::Set("Ethernet8", UP),
             ]
         );
     }

@@ -92,6 +92,8 @@ struct Loop {
     alerts: Engine,
     metrics: Metrics,
     started: Instant,
+    /// `clock_ms()` read once at the start of the netlink batch being handled.
+    turn_ms: u64,
     started_wall_ms: u64,
 }
 
@@ -121,6 +123,7 @@ impl Loop {
             alerts: Engine::new(settings_alerts, 0, s.config_mtu),
             metrics: Metrics::default(),
             started: Instant::now(),
+            turn_ms: 0,
             started_wall_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)

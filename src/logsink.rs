@@ -57,7 +57,7 @@ where
         match self.0 {
             Style::Terminal => {
                 write_timestamp(&mut w)?;
-                write!(w, " {name:<6} ")?;
+                w.write_str(padded(name))?;
             }
             Style::Journald => write!(w, "<{pri}>")?,
             // Facility LOG_USER (1 << 3), like glibc's default for a process that never
@@ -122,7 +122,10 @@ fn is_control(c: char) -> bool {
 /// copy.
 fn write_escaped(w: &mut Writer<'_>, text: &str) -> std::fmt::Result {
     // UTF-8 encodes U+0080..U+009F as 0xC2 0x80..0x9F; any other byte >= 0x80 is not a control.
-    let clean = !text.bytes().any(|b| b < b' ' || b == 0x7f || b == 0xc2);
+    // No early exit, so the compiler can check 16 or 32 bytes at a time.
+    let clean = !text
+        .bytes()
+        .fold(false, |hit, b| hit | (b < b' ') | (b == 0x7f) | (b == 0xc2));
     if clean {
         return w.write_str(text);
     }
@@ -148,8 +151,27 @@ fn write_timestamp(w: &mut Writer<'_>) -> std::fmt::Result {
             cache.0 = now.as_secs();
             cache.1 = utc_seconds(now.as_secs());
         }
-        write!(w, "{}.{:06}Z", cache.1, now.subsec_micros())
+        w.write_str(&cache.1)?;
+        // `.uuuuuuZ` without core::fmt's padding machinery (this runs for every line).
+        let mut frac = *b".000000Z";
+        let mut us = now.subsec_micros();
+        for d in frac[1..7].iter_mut().rev() {
+            *d = b'0' + (us % 10) as u8;
+            us /= 10;
+        }
+        w.write_str(std::str::from_utf8(&frac).unwrap_or(".000000Z"))
     })
+}
+
+/// ` NAME   ` as the terminal style shows it: the level name left-aligned in six columns.
+fn padded(name: &str) -> &'static str {
+    match name {
+        "ERROR" => " ERROR  ",
+        "WARN" => " WARN   ",
+        "NOTICE" => " NOTICE ",
+        "INFO" => " INFO   ",
+        _ => " DEBUG  ",
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the Unix epoch (proleptic Gregorian calendar).

@@ -113,3 +113,28 @@ fn truncated_and_garbage_input_is_reported_not_panicked() {
     decode_datagram(&[0xff; 40], &mut out);
     assert!(matches!(out[0], NetlinkInput::Malformed(_)));
 }
+
+/// The attribute walk: aligned steps, nested flag bits masked, a missing final pad tolerated,
+/// and a bad length reported instead of read past.
+#[test]
+fn attribute_walk_table() {
+    let ok: &[u8] = &[
+        8, 0, 4, 0, 0xdc, 0x05, 0, 0, // IFLA_MTU 1500
+        5, 0, 0x12, 0x80, 7, 0, 0, 0, // type 18 with NLA_F_NESTED, 1 byte + 3 pad
+        6, 0, 3, 0, b'e', b'0', // last attribute without its 2 pad bytes
+    ];
+    let got: Vec<_> = Attrs(ok).collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (4, &[0xdc, 0x05, 0, 0][..]),
+            (18, &[7][..]),
+            (3, &b"e0"[..])
+        ]
+    );
+    for bad in [&[8u8, 0, 4, 0, 1][..], &[2, 0, 4, 0][..], &[4, 0, 1][..]] {
+        let r: Result<Vec<_>, _> = Attrs(bad).collect();
+        assert!(r.is_err(), "{bad:?}");
+    }
+    assert_eq!(Attrs(&[]).count(), 0);
+}

@@ -185,6 +185,13 @@ impl Mirror {
     }
 
     fn insert(&mut self, ifindex: u32, name: &str, state: PortState) {
+        // The common case, a known netdev changing state, allocates nothing.
+        if let Some((known, s)) = self.by_index.get_mut(&ifindex) {
+            if known == name {
+                *s = state;
+                return;
+            }
+        }
         if let Some(old) = self.by_name.insert(name.to_owned(), ifindex) {
             if old != ifindex {
                 self.by_index.remove(&old);

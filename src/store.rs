@@ -207,12 +207,15 @@ impl Store {
         init: bool,
         rows: &[crate::outbox::Row],
     ) -> RedisResult<Vec<bool>> {
-        let gated: Vec<&str> = batch.gated().collect();
         let mut exists: Vec<bool> = Vec::new();
-        if !gated.is_empty() {
-            let mut pipe = redis::pipe();
-            for p in &gated {
-                pipe.cmd("EXISTS").arg(self.dbs.appl.key(PORT_TABLE, p));
+        let gated = batch.gated().count();
+        if gated > 0 {
+            let mut pipe = redis::Pipeline::with_capacity(gated);
+            for p in batch.gated() {
+                let mut cmd = redis::Cmd::with_capacity(2, 48);
+                cmd.arg("EXISTS")
+                    .arg(Key::new(&self.dbs.appl, PORT_TABLE, p));
+                pipe.add_command(cmd);
             }
             exists = pipe.query_async(&mut self.appl).await?;
         }
@@ -243,26 +246,31 @@ impl Store {
 /// field order. Pure, so the benches measure the same encoding.
 pub fn state_pipeline(
     state: &DbLocation,
-    writes: &[StateWrite],
+    writes: &[StateWrite<'_>],
     rows: &[crate::outbox::Row],
 ) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
+    // Replies are read and dropped (`query_async::<()>`) rather than marked `ignore()`, which
+    // costs a hash-set insert per command.
+    let mut pipe = redis::Pipeline::with_capacity(rows.len() + writes.len());
     for (key, fields) in rows {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(key);
         for (f, v) in fields {
             cmd.arg(*f).arg(v);
         }
-        pipe.add_command(cmd).ignore();
+        pipe.add_command(cmd);
     }
     for w in writes {
-        match w {
+        match *w {
             StateWrite::Del(p) => {
-                pipe.cmd("DEL").arg(state.key(PORT_TABLE, p)).ignore();
+                let mut cmd = redis::Cmd::with_capacity(2, 48);
+                cmd.arg("DEL").arg(Key::new(state, PORT_TABLE, p));
+                pipe.add_command(cmd);
             }
             StateWrite::Set(p, s) => {
-                pipe.cmd("HSET")
-                    .arg(state.key(PORT_TABLE, p))
+                let mut cmd = redis::Cmd::with_capacity(10, 128);
+                cmd.arg("HSET")
+                    .arg(Key::new(state, PORT_TABLE, p))
                     .arg("state")
                     .arg("ok")
                     .arg("netdev_oper_status")
@@ -270,10 +278,60 @@ pub fn state_pipeline(
                     .arg("admin_status")
                     .arg(s.admin_str())
                     .arg("mtu")
-                    .arg(s.mtu)
-                    .ignore();
+                    .arg(s.mtu);
+                pipe.add_command(cmd);
             }
         }
     }
     pipe
+}
+
+/// `<table><sep><row>` written straight into a command's buffer (no String per key).
+pub struct Key<'a> {
+    table: &'a str,
+    separator: char,
+    row: &'a str,
+}
+
+impl<'a> Key<'a> {
+    pub fn new(db: &DbLocation, table: &'a str, row: &'a str) -> Key<'a> {
+        Key {
+            table,
+            separator: db.separator,
+            row,
+        }
+    }
+}
+
+impl redis::ToRedisArgs for Key<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut sep = [0; 4];
+        let mut w = out.writer_for_next_arg();
+        // Writes into a Vec cannot fail.
+        let _ = w.write_all(self.table.as_bytes());
+        let _ = w.write_all(self.separator.encode_utf8(&mut sep).as_bytes());
+        let _ = w.write_all(self.row.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_written_as_one_argument() {
+        let db = DbLocation {
+            name: "STATE_DB".into(),
+            socket: "/s".into(),
+            id: 6,
+            separator: '|',
+        };
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(Key::new(&db, PORT_TABLE, "Ethernet0"));
+        assert_eq!(
+            cmd.get_packed_command(),
+            b"*2\r\n$3\r\nDEL\r\n$20\r\nPORT_TABLE|Ethernet0\r\n"
+        );
+    }
 }

@@ -86,10 +86,10 @@ impl Sim {
         for w in writes {
             match w {
                 StateWrite::Del(n) => {
-                    self.db.remove(n);
+                    self.db.remove(*n);
                 }
                 StateWrite::Set(n, s) => {
-                    self.db.insert(n.clone(), *s);
+                    self.db.insert((*n).to_owned(), *s);
                 }
             }
         }

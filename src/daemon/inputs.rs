@@ -11,6 +11,15 @@ use tracing::{debug, error, info, warn};
 
 impl Loop {
     pub(super) fn on_inputs(&mut self, inputs: &mut Vec<NetlinkInput>) {
+        // One clock reading per batch: the alert engine's transitions in it share a time.
+        let now = Instant::now();
+        self.turn_ms = now.duration_since(self.started).as_millis() as u64;
+        if inputs
+            .iter()
+            .any(|i| matches!(i, NetlinkInput::Link { .. }))
+        {
+            self.last_event = Some(now);
+        }
         for input in inputs.drain(..) {
             match input {
                 NetlinkInput::Link { ev, dumped } => {
@@ -19,7 +28,6 @@ impl Loop {
                         LinkOp::New => self.counters.newlinks += 1,
                         LinkOp::Del => self.counters.dellinks += 1,
                     }
-                    self.last_event = Some(Instant::now());
                     if ev.op == LinkOp::New {
                         self.resync.on_newlink(ev.ifindex);
                         if dumped && self.resync_counts && self.sync.differs(&ev) {
@@ -46,12 +54,11 @@ impl Loop {
         self.check_init();
     }
 
-    /// A mirrored port changed (or appeared, vanished, was renamed): tell the alert engine.
     /// A mirrored port changed, appeared, vanished or was renamed: tell the alert engine.
     /// `before` is the ifindex's (name, state) before the message; the common case — same
     /// name — allocates nothing.
     fn on_transition(&mut self, ev: &LinkEvent, before: Option<(Option<String>, PortState)>) {
-        let now = self.clock_ms();
+        let now = self.turn_ms;
         let after = self
             .sync
             .state_of(ev.ifindex)
