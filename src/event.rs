@@ -38,8 +38,8 @@ pub struct LinkEvent {
     pub master: u32,
     /// IFLA_INFO_KIND, e.g. "team", "veth", "ifb".
     pub kind: Option<String>,
-    /// IFLA_ADDRESS formatted `aa:bb:..`, empty when absent.
-    pub mac: String,
+    /// IFLA_ADDRESS, empty when absent.
+    pub mac: Mac,
 }
 
 impl LinkEvent {
@@ -58,6 +58,48 @@ impl LinkEvent {
             admin_up: self.admin_up(),
             mtu: self.mtu,
         }
+    }
+}
+
+/// A link-layer address (IFLA_ADDRESS, at most MAX_ADDR_LEN = 32 bytes), shown `aa:bb:…`.
+/// Kept as bytes: it is only ever printed, in the `nlmsg` log line.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mac {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl Mac {
+    /// The address, or `None` when it is longer than any kernel address.
+    pub fn new(addr: &[u8]) -> Option<Mac> {
+        let mut mac = Mac::default();
+        mac.bytes.get_mut(..addr.len())?.copy_from_slice(addr);
+        mac.len = addr.len() as u8;
+        Some(mac)
+    }
+}
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32 * 3];
+        let mut n = 0;
+        for (i, b) in self.bytes[..usize::from(self.len)].iter().enumerate() {
+            if i > 0 {
+                out[n] = b':';
+                n += 1;
+            }
+            out[n] = HEX[usize::from(b >> 4)];
+            out[n + 1] = HEX[usize::from(b & 0xf)];
+            n += 2;
+        }
+        f.write_str(std::str::from_utf8(&out[..n]).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
     }
 }
 

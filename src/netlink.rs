@@ -3,7 +3,7 @@
 //! `NetlinkInput`, overflow detection, and the two one-shot requests start-up needs (list the
 //! existing links, bring a stale netdev admin-down through RTM_SETLINK — never a shell).
 
-use crate::event::{LinkEvent, LinkOp, NetlinkInput};
+use crate::event::{LinkEvent, LinkOp, Mac, NetlinkInput};
 use crate::sys;
 use netlink_packet_core::{
     parse_string, parse_u32, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -195,7 +195,7 @@ fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
         mtu: 0,
         master: 0,
         kind: None,
-        mac: String::new(),
+        mac: Mac::default(),
     };
     let attrs = payload.get(LINK_HEADER_LEN..).unwrap_or(&[]);
     for nla in Attrs(attrs) {
@@ -206,7 +206,9 @@ fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
             }
             IFLA_MTU => ev.mtu = parse_u32(value).map_err(|e| format!("IFLA_MTU: {e}"))?,
             IFLA_MASTER => ev.master = parse_u32(value).map_err(|e| format!("IFLA_MASTER: {e}"))?,
-            IFLA_ADDRESS => ev.mac = format_mac(value),
+            // Only logged: an impossible length (> MAX_ADDR_LEN) leaves it empty rather
+            // than losing the event.
+            IFLA_ADDRESS => ev.mac = Mac::new(value).unwrap_or_default(),
             IFLA_LINKINFO => {
                 for info in Attrs(value) {
                     let (kind, value) = info.map_err(|e| format!("IFLA_LINKINFO: {e}"))?;
@@ -251,19 +253,6 @@ impl<'a> Iterator for Attrs<'a> {
         self.0 = rest.get((len + 3) & !3..).unwrap_or(&[]);
         Some(Ok((kind, &rest[4..len])))
     }
-}
-
-fn format_mac(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 /// A blocking request socket for the start-up one-shots.

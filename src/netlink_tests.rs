@@ -24,7 +24,7 @@ fn selective_decode_matches_the_full_parse() {
             LinkAttribute::IfName(n) => assert_eq!(ev.name, n),
             LinkAttribute::Mtu(v) => assert_eq!(ev.mtu, v),
             LinkAttribute::Controller(v) => assert_eq!(ev.master, v),
-            LinkAttribute::Address(a) => assert_eq!(ev.mac, format_mac(&a)),
+            LinkAttribute::Address(a) => assert_eq!(ev.mac, Mac::new(&a).unwrap()),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -90,7 +90,7 @@ fn walks_every_message_in_a_datagram() {
         (10, "Ethernet0", 9100)
     );
     assert!(ev.admin_up() && ev.oper_up());
-    assert_eq!(ev.mac, "fa:95:1d:2c:d7:4e");
+    assert_eq!(ev.mac.to_string(), "fa:95:1d:2c:d7:4e");
     assert_eq!(ev.kind.as_deref(), Some("team"));
     let NetlinkInput::Link { ev, .. } = &out[1] else {
         panic!("{out:?}")

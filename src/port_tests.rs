@@ -11,7 +11,7 @@ fn ev(op: LinkOp, ifindex: u32, name: &str, flags: u32) -> LinkEvent {
         mtu: 9100,
         master: 0,
         kind: None,
-        mac: String::new(),
+        mac: Default::default(),
     }
 }
 

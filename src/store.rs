@@ -70,6 +70,7 @@ pub struct Store {
     pub config: ConnectionManager,
     pub state: ConnectionManager,
     set_sha: String,
+    gate_sha: String,
 }
 
 impl Store {
@@ -83,11 +84,17 @@ impl Store {
             config,
             state,
             set_sha: String::new(),
+            gate_sha: String::new(),
         })
     }
 
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
         self.set_sha = pst::load_cmd().query_async(&mut self.appl).await?;
+        self.gate_sha = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(GATE_SCRIPT)
+            .query_async(&mut self.appl)
+            .await?;
         Ok(())
     }
 
@@ -198,8 +205,8 @@ impl Store {
         pipe.query_async(&mut self.appl).await
     }
 
-    /// Send one batch: gate-check the ports it sets (APPL_DB `EXISTS PORT_TABLE:<p>`, at
-    /// flush time, never cached), then its STATE_DB writes, then `PortInitDone` if `init`.
+    /// Send one batch: gate-check the ports it sets (APPL_DB `EXISTS PORT_TABLE:<p>` in one
+    /// script call, at flush time, never cached), then its STATE_DB writes, then `PortInitDone` if `init`.
     /// Returns, per batch entry in order, whether its set passed the gate and was written.
     pub async fn flush(
         &mut self,
@@ -210,14 +217,23 @@ impl Store {
         let mut exists: Vec<bool> = Vec::new();
         let gated = batch.gated().count();
         if gated > 0 {
-            let mut pipe = redis::Pipeline::with_capacity(gated);
-            for p in batch.gated() {
-                let mut cmd = redis::Cmd::with_capacity(2, 48);
-                cmd.arg("EXISTS")
-                    .arg(Key::new(&self.dbs.appl, PORT_TABLE, p));
-                pipe.add_command(cmd);
+            let found = match self.gate(batch, gated).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.load_scripts().await?;
+                    self.gate(batch, gated).await?
+                }
+                other => other?,
+            };
+            if found.len() != gated {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "gate script",
+                    format!("{} answers for {gated} ports", found.len()),
+                )));
             }
-            exists = pipe.query_async(&mut self.appl).await?;
+            exists = found.iter().map(|&b| b == b'1').collect();
         }
         // `plan` asks about each entry with a set exactly once, in batch order: the gated order.
         let mut gate = exists.iter().copied();
@@ -238,6 +254,30 @@ impl Store {
                 .await?;
         }
         Ok(written)
+    }
+}
+
+/// The APPL_DB gate for a whole flush in one command: `EXISTS` on each `PORT_TABLE:<p>` key,
+/// answered as one string of `0`/`1`, one character per key. Against a pipeline of `EXISTS`
+/// commands this saves the daemon a command to encode and a reply to parse per port, and
+/// Redis a command to read; the checks are the same reads at the same moment.
+pub const GATE_SCRIPT: &str = "\
+local found = {}
+for i, key in ipairs(KEYS) do
+    found[i] = redis.call('EXISTS', key) == 1 and '1' or '0'
+end
+return table.concat(found)
+";
+
+impl Store {
+    /// `EVALSHA <gate> n PORT_TABLE:<p>…` for the ports of `batch` whose op sets the row.
+    async fn gate(&mut self, batch: &Batch, gated: usize) -> RedisResult<Vec<u8>> {
+        let mut cmd = redis::Cmd::with_capacity(gated + 3, 64 + 32 * gated);
+        cmd.arg("EVALSHA").arg(&self.gate_sha).arg(gated);
+        for p in batch.gated() {
+            cmd.arg(Key::new(&self.dbs.appl, PORT_TABLE, p));
+        }
+        cmd.query_async(&mut self.appl).await
     }
 }
 

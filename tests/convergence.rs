@@ -77,7 +77,7 @@ impl Sim {
             mtu: s.mtu,
             master: 0,
             kind: None,
-            mac: String::new(),
+            mac: Default::default(),
         };
         self.sync.on_link(&ev, self.outbox.pending_mut());
     }

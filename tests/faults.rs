@@ -225,3 +225,20 @@ async fn issue3_sighup_rejects_a_bad_file_and_keeps_running() {
     wait_converged(&mut w, "after SIGHUP").await;
     d.assert_running();
 }
+
+/// The gate and producer scripts are cached by SHA in Redis; `SCRIPT FLUSH` (or a restart
+/// without persistence of the script cache) makes the next EVALSHA fail with NOSCRIPT. The
+/// daemon loads them again and the write still lands.
+#[tokio::test]
+async fn issue4_gate_script_reloaded_after_script_flush() {
+    let mut w = World::new().await;
+    let (mut d, _cfg) = bulk(&mut w, 4, "").await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut w.appl)
+        .await
+        .unwrap();
+    w.ns.ip(&["link", "set", &port(2), "up"]);
+    wait_converged(&mut w, "after SCRIPT FLUSH").await;
+    d.assert_running();
+}

@@ -85,14 +85,16 @@ async fn g1_cold_start_four_ports() {
         6,
         "no APPL_DB writes for link changes"
     );
-    // Every gate check is an APPL_DB EXISTS, never a STATE_DB read.
+    // Every gate check is an APPL_DB EXISTS (run by the gate script, one call per flush),
+    // never a STATE_DB read.
     let gates: Vec<_> = w
         .mon()
         .await
-        .named("EXISTS")
+        .commands()
         .into_iter()
-        .filter(|c| c.args[1].starts_with("PORT_TABLE"))
+        .filter(|c| c.args[0] == "EXISTS" && c.args[1].starts_with("PORT_TABLE:"))
         .collect();
+    assert!(gates.iter().all(|c| c.lua), "{gates:?}");
     assert!(gates.iter().all(|c| c.db == 0), "{gates:?}");
     assert!(
         gates

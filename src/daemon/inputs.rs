@@ -99,18 +99,7 @@ impl Loop {
             self.counters.ignored_name += 1;
             return;
         }
-        let kind = KindTag(ev.kind.as_deref());
-        info!(
-            target: "onMsg", "nlmsg type:{} key:{} admin:{} oper:{} addr:{} ifindex:{} master:{}{kind} flags:{}",
-            ev.op.number(),
-            ev.name,
-            u8::from(ev.admin_up()),
-            u8::from(ev.oper_up()),
-            ev.mac,
-            ev.ifindex,
-            ev.master,
-            ev.flags
-        );
+        info!(target: "onMsg", "{}", NlmsgLine(ev));
         match verdict {
             Verdict::Filtered => {}
             Verdict::Team => self.counters.ignored_team += 1,
@@ -189,14 +178,82 @@ impl Loop {
     }
 }
 
-/// ` type:<kind>` in the `nlmsg` line, nothing when the kernel sent no kind.
-struct KindTag<'a>(Option<&'a str>);
+/// The C++ daemon's per-message NOTICE line, `nlmsg type:16 key:Ethernet0 admin:1 oper:1
+/// addr:… ifindex:5 master:0[ type:ifb] flags:69699`. It is written for every message, so it
+/// is assembled from string pieces and hand-formatted numbers rather than core::fmt's
+/// general integer path.
+struct NlmsgLine<'a>(&'a LinkEvent);
 
-impl std::fmt::Display for KindTag<'_> {
+impl std::fmt::Display for NlmsgLine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(k) => write!(f, " type:{k}"),
-            None => Ok(()),
+        let ev = self.0;
+        let mut n = [0u8; 10];
+        let bit = |b: bool| if b { "1" } else { "0" };
+        f.write_str("nlmsg type:")?;
+        f.write_str(decimal(&mut n, u32::from(ev.op.number())))?;
+        f.write_str(" key:")?;
+        f.write_str(&ev.name)?;
+        f.write_str(" admin:")?;
+        f.write_str(bit(ev.admin_up()))?;
+        f.write_str(" oper:")?;
+        f.write_str(bit(ev.oper_up()))?;
+        write!(f, " addr:{}", ev.mac)?;
+        f.write_str(" ifindex:")?;
+        f.write_str(decimal(&mut n, ev.ifindex))?;
+        f.write_str(" master:")?;
+        f.write_str(decimal(&mut n, ev.master))?;
+        if let Some(k) = &ev.kind {
+            f.write_str(" type:")?;
+            f.write_str(k)?;
         }
+        f.write_str(" flags:")?;
+        f.write_str(decimal(&mut n, ev.flags))
+    }
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(buf: &mut [u8; 10], mut n: u32) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Mac;
+
+    #[test]
+    fn nlmsg_line_has_the_cpp_shape() {
+        let mut ev = LinkEvent {
+            op: LinkOp::New,
+            ifindex: 4_294_967_295,
+            name: "Ethernet0".into(),
+            flags: 69_699,
+            mtu: 9100,
+            master: 0,
+            kind: Some("ifb".into()),
+            mac: Mac::new(&[0xfa, 0x95, 0x1d, 0x2c, 0xd7, 0x4e]).unwrap(),
+        };
+        assert_eq!(
+            NlmsgLine(&ev).to_string(),
+            "nlmsg type:16 key:Ethernet0 admin:1 oper:1 addr:fa:95:1d:2c:d7:4e ifindex:4294967295 master:0 type:ifb flags:69699"
+        );
+        ev.op = LinkOp::Del;
+        ev.kind = None;
+        ev.flags = 0;
+        ev.master = 7;
+        ev.mac = Mac::default();
+        assert_eq!(
+            NlmsgLine(&ev).to_string(),
+            "nlmsg type:17 key:Ethernet0 admin:0 oper:0 addr: ifindex:4294967295 master:7 flags:0"
+        );
     }
 }
