@@ -94,6 +94,8 @@ struct Loop {
     started: Instant,
     /// `clock_ms()` read once at the start of the netlink batch being handled.
     turn_ms: u64,
+    /// STATE_DB rows written since the heap was last trimmed.
+    written_since_trim: usize,
     started_wall_ms: u64,
 }
 
@@ -124,6 +126,7 @@ impl Loop {
             metrics: Metrics::default(),
             started: Instant::now(),
             turn_ms: 0,
+            written_since_trim: 0,
             started_wall_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)

@@ -1,7 +1,8 @@
-//! The only module with `unsafe`: two socket options no crate we use exposes.
-//! `SO_RCVBUFFORCE` lets the netlink receive buffer exceed `net.core.rmem_max` (needs
-//! CAP_NET_ADMIN), and `SO_MEMINFO` reads the socket's drop counter, which tells us that
-//! messages were lost even when the kernel did not report ENOBUFS again.
+//! The only module with `unsafe`: two socket options no crate we use exposes, and glibc's
+//! heap trim. `SO_RCVBUFFORCE` lets the netlink receive buffer exceed `net.core.rmem_max`
+//! (needs CAP_NET_ADMIN), `SO_MEMINFO` reads the socket's drop counter, which tells us that
+//! messages were lost even when the kernel did not report ENOBUFS again, and `malloc_trim`
+//! hands the pages a storm's buffers freed back to the kernel.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -94,4 +95,17 @@ pub fn register_async(
     // until the socket is dropped (which only happens when the AsyncFd is dropped), and
     // `as_raw_fd` always returns that same descriptor.
     unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(|e| e.into_parts().1)
+}
+
+/// Return free heap pages to the kernel (glibc `malloc_trim(0)`: every free page in the heap,
+/// not only its top). glibc otherwise keeps a burst's freed buffers mapped for good, so the
+/// resident size would stay at the storm's high-water mark. Does nothing on other C
+/// libraries.
+pub fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointers and only walks the allocator's own free lists,
+    // under the allocator's lock; it is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

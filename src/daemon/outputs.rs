@@ -9,6 +9,9 @@ use tracing::{info, warn};
 
 use crate::alertview::ALERT_TABLE;
 
+/// Rows written since the last heap trim before the next idle moment trims again.
+const TRIM_AFTER: usize = 512;
+
 impl Loop {
     pub(super) fn launch(&mut self) -> Option<Inflight> {
         let flush = self.outbox.take(self.settings.max_ports_per_flush)?;
@@ -58,6 +61,13 @@ impl Loop {
                 if flush.init {
                     self.sync.mark_init_sent();
                     info!(target: "main", "PortInitDone");
+                }
+                // A burst is over: give its freed buffers back (RSS falls back to what the
+                // ports and alerts need, rather than staying at the storm's peak).
+                self.written_since_trim += flush.batch.len() + flush.rows.len();
+                if self.outbox.pending_len() == 0 && self.written_since_trim >= TRIM_AFTER {
+                    self.written_since_trim = 0;
+                    crate::sys::trim_heap();
                 }
                 self.backoff.reset();
                 if self.outbox.succeeded() {
