@@ -22,6 +22,7 @@ use crate::store::{self, Store};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
@@ -180,9 +181,27 @@ impl Loop {
         loop {
             if inflight.is_none() && self.retry_at.is_none() {
                 inflight = self.launch();
+                // Its first poll hands the request to the connection's task at once.
+                if let Some(f) = inflight.as_mut() {
+                    let first = std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx)));
+                    if let Poll::Ready(done) = first.await {
+                        inflight = None;
+                        self.on_flushed(done);
+                    }
+                }
             }
             // The previous turn's log lines, in one write.
             crate::logging::flush();
+            // In a storm the netlink socket is always readable, so select! never waits and
+            // the Redis connections' tasks would not run until the whole storm was read: the
+            // flush would follow the reading instead of overlapping it. While a flush is in
+            // flight, yield each turn so its requests go out and its replies come in
+            // meanwhile. Twice: the first yield lets the runtime poll for I/O (which wakes a
+            // connection whose reply arrived), the second lets that connection run.
+            if inflight.is_some() {
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+            }
             let retry_at = self.retry_at;
             tokio::select! {
                 biased;
