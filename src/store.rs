@@ -9,11 +9,72 @@ use crate::dbconfig::{DbLocation, SonicDbs};
 use crate::pst::{self, PORT_TABLE};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-/// Start-up pipelines are sent in chunks of this many commands (bounds peak memory; the order
-/// is unchanged).
-const PIPELINE_CHUNK: usize = 512;
+/// Start-up pipelines are sent in chunks of this many commands, at most two in flight
+/// (bounds peak memory; the order is unchanged).
+const STREAM_CHUNK: usize = 256;
+
+type Reply<T> = Pin<Box<dyn Future<Output = RedisResult<Vec<T>>>>>;
+
+/// Send one pipeline per chunk, in order, keeping at most two in flight: chunk k+1 is built
+/// and handed to the connection while Redis works on chunk k, so start-up costs about the
+/// larger of our encoding and Redis's execution rather than their sum, and memory stays
+/// bounded by two chunks. Replies come back in chunk order, concatenated.
+async fn two_in_flight<C, T>(
+    con: &ConnectionManager,
+    chunks: impl Iterator<Item = C>,
+    mut build: impl FnMut(C) -> redis::Pipeline,
+) -> RedisResult<Vec<T>>
+where
+    T: redis::FromRedisValue + 'static,
+{
+    let mut out = Vec::new();
+    let mut previous: Option<Started<T>> = None;
+    for chunk in chunks {
+        let pipe = build(chunk);
+        let mut con = con.clone();
+        let reply: Reply<T> = Box::pin(async move { pipe.query_async(&mut con).await });
+        let started = Started::start(reply).await;
+        if let Some(p) = previous.take() {
+            out.extend(p.finish().await?);
+        }
+        previous = Some(started);
+    }
+    if let Some(p) = previous {
+        out.extend(p.finish().await?);
+    }
+    Ok(out)
+}
+
+/// A request that has been handed to its connection (polled once), or already answered.
+enum Started<T> {
+    Waiting(Reply<T>),
+    Done(RedisResult<Vec<T>>),
+}
+
+impl<T> Started<T> {
+    /// Poll once (which queues the request on the multiplexed connection), then yield so the
+    /// connection's task writes it to the socket before the caller builds the next one.
+    async fn start(mut reply: Reply<T>) -> Started<T> {
+        let first = std::future::poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await;
+        tokio::task::yield_now().await;
+        match first {
+            Poll::Ready(r) => Started::Done(r),
+            Poll::Pending => Started::Waiting(reply),
+        }
+    }
+
+    async fn finish(self) -> RedisResult<Vec<T>> {
+        match self {
+            Started::Waiting(reply) => reply.await,
+            Started::Done(r) => r,
+        }
+    }
+}
 
 /// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
 pub const HEALTH_TABLE: &str = "PORTSYNCD_HEALTH_TABLE";
@@ -139,14 +200,14 @@ impl Store {
             .arg(format!("{prefix}*"))
             .query_async(&mut self.config)
             .await?;
-        let mut all: Vec<Fvs> = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(PIPELINE_CHUNK) {
+        let all: Vec<Fvs> = two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), |chunk| {
             let mut pipe = redis::pipe();
             for k in chunk {
                 pipe.cmd("HGETALL").arg(k);
             }
-            all.extend(pipe.query_async::<Vec<Fvs>>(&mut self.config).await?);
-        }
+            pipe
+        })
+        .await?;
         Ok(keys
             .into_iter()
             .zip(all)
@@ -170,25 +231,16 @@ impl Store {
     }
 
     async fn producer_pipe(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
-        for chunk in sets.chunks(PIPELINE_CHUNK) {
-            self.producer_chunk(chunk).await?;
-        }
+        let (sha, db) = (&self.set_sha, &self.dbs.appl);
+        let _: Vec<redis::Value> = two_in_flight(&self.appl, sets.chunks(STREAM_CHUNK), |chunk| {
+            let mut pipe = redis::Pipeline::with_capacity(chunk.len());
+            for (key, fvs) in chunk {
+                pipe.add_command(pst::set_cmd(sha, db, PORT_TABLE, key, fvs));
+            }
+            pipe
+        })
+        .await?;
         Ok(())
-    }
-
-    async fn producer_chunk(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
-        let mut pipe = redis::pipe();
-        for (key, fvs) in sets {
-            pipe.add_command(pst::set_cmd(
-                &self.set_sha,
-                &self.dbs.appl,
-                PORT_TABLE,
-                key,
-                fvs,
-            ))
-            .ignore();
-        }
-        pipe.query_async::<()>(&mut self.appl).await
     }
 
     /// Which of `ports` have an APPL_DB `PORT_TABLE` row with `admin_status` (cold-start pruning).

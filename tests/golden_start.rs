@@ -262,3 +262,38 @@ async fn g12_netdev_before_orchagent_pop() {
     w.wait_pending("PortInitDone").await;
     assert_eq!(w.mon().await.publishes(), 6);
 }
+
+/// Issue #4: start-up sends the ProducerStateTable sets in chunks with two in flight; across
+/// chunks the order must hold — every port's set before `PortConfigDone`, which carries the
+/// full count.
+#[tokio::test]
+async fn issue4_chunked_startup_keeps_port_config_done_last() {
+    let n = 700;
+    let mut w = World::new().await;
+    w.seed_ports(0..n).await;
+    let d = w.daemon();
+    d.wait_started().await;
+    w.wait_pending("PortConfigDone").await;
+    let keys: Vec<String> = w
+        .mon()
+        .await
+        .named("EVALSHA")
+        .iter()
+        .filter_map(|c| {
+            let g = c.args.iter().position(|a| a == "G")?;
+            c.args.get(g + 1).cloned()
+        })
+        .collect();
+    assert_eq!(
+        keys.len(),
+        n as usize + 1,
+        "one set per port, then PortConfigDone"
+    );
+    assert_eq!(keys.last().map(String::as_str), Some("PortConfigDone"));
+    assert!(keys[..n as usize].iter().all(|k| k.starts_with("Ethernet")));
+    assert_eq!(
+        hmap(&mut w.appl, "_PORT_TABLE:PortConfigDone").await["count"],
+        n.to_string()
+    );
+    drop(d);
+}
