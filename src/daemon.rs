@@ -66,6 +66,8 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>, target: LogTarget) 
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         };
+        // Start-up's CONFIG_DB copies and pipelines are freed: return their pages.
+        crate::sys::trim_heap();
         Loop::new(started, settings, config_file, log)
             .run(term, int, hup)
             .await
@@ -190,8 +192,6 @@ impl Loop {
                     }
                 }
             }
-            // The previous turn's log lines, in one write.
-            crate::logging::flush();
             // In a storm the netlink socket is always readable, so select! never waits and
             // the Redis connections' tasks would not run until the whole storm was read: the
             // flush would follow the reading instead of overlapping it. While a flush is in
@@ -202,6 +202,9 @@ impl Loop {
                 tokio::task::yield_now().await;
                 tokio::task::yield_now().await;
             }
+            // The previous turn's log lines, in one write — after the flush's request is on
+            // its way, so the write is not on the event-to-Redis path.
+            crate::logging::flush();
             let retry_at = self.retry_at;
             tokio::select! {
                 biased;

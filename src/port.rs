@@ -153,7 +153,10 @@ impl PortSync {
 
     /// A port's state landed in STATE_DB (its APPL_DB gate passed): it is no longer awaited.
     pub fn on_written(&mut self, port: &str) {
-        self.expected.remove(port);
+        if self.expected.remove(port) && self.expected.is_empty() {
+            // Sized for every configured port; nothing is awaited again in this process.
+            self.expected.shrink_to_fit();
+        }
     }
 
     /// `PortInitDone` is due: every configured port was seen, and it was not sent yet.
