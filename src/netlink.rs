@@ -198,8 +198,8 @@ fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
         mac: Mac::default(),
     };
     let attrs = payload.get(LINK_HEADER_LEN..).unwrap_or(&[]);
-    for nla in Attrs(attrs) {
-        let (kind, value) = nla.map_err(|e| format!("link attribute: {e}"))?;
+    let mut walk = Attrs::new(attrs);
+    for (kind, value) in &mut walk {
         match kind {
             IFLA_IFNAME => {
                 ev.name = parse_string(value).map_err(|e| format!("IFLA_IFNAME: {e}"))?
@@ -210,48 +210,71 @@ fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
             // than losing the event.
             IFLA_ADDRESS => ev.mac = Mac::new(value).unwrap_or_default(),
             IFLA_LINKINFO => {
-                for info in Attrs(value) {
-                    let (kind, value) = info.map_err(|e| format!("IFLA_LINKINFO: {e}"))?;
+                let mut info = Attrs::new(value);
+                for (kind, value) in &mut info {
                     if kind == IFLA_INFO_KIND {
                         ev.kind =
                             Some(parse_string(value).map_err(|e| format!("IFLA_INFO_KIND: {e}"))?);
                     }
                 }
+                info.check().map_err(|e| format!("IFLA_LINKINFO: {e}"))?;
             }
             _ => {}
         }
     }
+    walk.check().map_err(|e| format!("link attribute: {e}"))?;
     Ok(ev)
 }
 
 /// A netlink attribute list as `(type without the nested/byte-order flags, value)`. An
 /// RTM_NEWLINK carries ~50 attributes of which five are read; stepping over the rest here
 /// costs a few instructions each, where netlink-packet-core's checked iterator cost about a
-/// quarter of the daemon's per-event instructions (callgrind, docs/PERFORMANCE.md). The
-/// first malformed header ends the walk with an error.
-struct Attrs<'a>(&'a [u8]);
+/// quarter of the daemon's per-event instructions (callgrind, docs/PERFORMANCE.md). A
+/// malformed header ends the walk; `check` then reports it.
+struct Attrs<'a> {
+    rest: &'a [u8],
+    /// `(claimed length, bytes left)` of the header that ended the walk early.
+    bad: Option<(usize, usize)>,
+}
+
+impl<'a> Attrs<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Attrs {
+            rest: bytes,
+            bad: None,
+        }
+    }
+
+    /// Whether the walk reached the end cleanly.
+    fn check(&self) -> Result<(), String> {
+        match self.bad {
+            None => Ok(()),
+            Some((_, left)) if left < 4 => Err(format!("{left} stray bytes after the last")),
+            Some((len, left)) => Err(format!("length {len} out of range ({left} bytes left)")),
+        }
+    }
+}
 
 impl<'a> Iterator for Attrs<'a> {
-    type Item = Result<(u16, &'a [u8]), String>;
+    type Item = (u16, &'a [u8]);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = std::mem::take(&mut self.0);
-        let (header, _) = match rest.split_first_chunk::<4>() {
-            Some(h) => h,
-            None if rest.is_empty() => return None,
-            None => return Some(Err(format!("{} stray bytes after the last", rest.len()))),
+        let rest = self.rest;
+        let len = match rest {
+            [] => return None,
+            [l0, l1, _, _, ..] => usize::from(u16::from_ne_bytes([*l0, *l1])),
+            _ => 0,
         };
-        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
-        let kind = u16::from_ne_bytes([header[2], header[3]]) & NLA_TYPE_MASK;
         if len < 4 || len > rest.len() {
-            return Some(Err(format!(
-                "length {len} out of range ({} bytes left)",
-                rest.len()
-            )));
+            self.bad = Some((len, rest.len()));
+            self.rest = &[];
+            return None;
         }
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
         // Attributes start 4-byte aligned; the last one's padding may be missing.
-        self.0 = rest.get((len + 3) & !3..).unwrap_or(&[]);
-        Some(Ok((kind, &rest[4..len])))
+        self.rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
+        Some((kind, &rest[4..len]))
     }
 }
 

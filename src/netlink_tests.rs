@@ -123,7 +123,8 @@ fn attribute_walk_table() {
         5, 0, 0x12, 0x80, 7, 0, 0, 0, // type 18 with NLA_F_NESTED, 1 byte + 3 pad
         6, 0, 3, 0, b'e', b'0', // last attribute without its 2 pad bytes
     ];
-    let got: Vec<_> = Attrs(ok).collect::<Result<_, _>>().unwrap();
+    let mut walk = Attrs::new(ok);
+    let got: Vec<_> = (&mut walk).collect();
     assert_eq!(
         got,
         vec![
@@ -132,9 +133,18 @@ fn attribute_walk_table() {
             (3, &b"e0"[..])
         ]
     );
-    for bad in [&[8u8, 0, 4, 0, 1][..], &[2, 0, 4, 0][..], &[4, 0, 1][..]] {
-        let r: Result<Vec<_>, _> = Attrs(bad).collect();
-        assert!(r.is_err(), "{bad:?}");
+    assert_eq!(walk.check(), Ok(()));
+    for (bad, why) in [
+        (
+            &[8u8, 0, 4, 0, 1][..],
+            "length 8 out of range (5 bytes left)",
+        ),
+        (&[2, 0, 4, 0][..], "length 2 out of range (4 bytes left)"),
+        (&[4, 0, 1][..], "3 stray bytes after the last"),
+    ] {
+        let mut walk = Attrs::new(bad);
+        assert_eq!((&mut walk).count(), 0, "{bad:?}");
+        assert_eq!(walk.check(), Err(why.to_string()), "{bad:?}");
     }
-    assert_eq!(Attrs(&[]).count(), 0);
+    assert_eq!(Attrs::new(&[]).count(), 0);
 }
