@@ -44,6 +44,12 @@ impl Batch {
         self.order.len()
     }
 
+    /// Empty it, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.order.clear();
+        self.ops.clear();
+    }
+
     fn push(&mut self, name: &str, op: PortOp) {
         match self.ops.get_mut(name) {
             Some(cur) => *cur = cur.then(op),

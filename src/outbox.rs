@@ -27,6 +27,8 @@ pub struct Outbox {
     inflight: bool,
     reconcile: bool,
     rows: FxHashMap<String, Vec<(&'static str, String)>>,
+    /// An emptied batch kept for its capacity, so the next turn's ports do not regrow it.
+    spare: Batch,
 }
 
 impl Outbox {
@@ -70,7 +72,11 @@ impl Outbox {
             return None;
         }
         self.inflight = true;
-        let rest = self.pending.split_off(max.max(1));
+        let rest = if self.pending.len() > max.max(1) {
+            self.pending.split_off(max.max(1))
+        } else {
+            std::mem::take(&mut self.spare)
+        };
         let batch = std::mem::replace(&mut self.pending, rest);
         let init = self.pending.is_empty() && std::mem::take(&mut self.init);
         let rows = self.rows.drain().collect();
@@ -81,6 +87,12 @@ impl Outbox {
     pub fn succeeded(&mut self) -> bool {
         self.inflight = false;
         std::mem::take(&mut self.reconcile)
+    }
+
+    /// A landed flush's batch, handed back for its capacity.
+    pub fn recycle(&mut self, mut batch: Batch) {
+        batch.clear();
+        self.spare = batch;
     }
 
     /// The flush failed (possibly after some writes landed): keep it for a retry.

@@ -70,6 +70,7 @@ impl Loop {
                     crate::sys::trim_heap();
                 }
                 self.backoff.reset();
+                self.outbox.recycle(flush.batch);
                 if self.outbox.succeeded() {
                     self.counters.redis_recoveries += 1;
                     info!("redis is reachable again: re-dumping links to reconcile STATE_DB");
