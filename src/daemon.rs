@@ -340,6 +340,14 @@ impl Loop {
     /// Stop reading netlink; flush what is pending within the configured time.
     async fn shutdown(mut self, mut inflight: Option<Inflight>) -> Result<()> {
         self.notifier.stopping();
+        // Link changes already queued on the socket happened before the signal: take them
+        // too (bounded), so a stop right after a burst loses none of it.
+        let mut inputs = Vec::new();
+        let read = self.sock.read_queued(65_536, &mut inputs);
+        if read > 0 {
+            info!("shutdown: {read} queued netlink datagram(s) read");
+            self.on_inputs(&mut inputs);
+        }
         let limit = self.settings.shutdown_flush;
         let deadline = Instant::now() + limit;
         let mut last_err = String::from("timed out");

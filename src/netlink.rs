@@ -91,6 +91,27 @@ impl LinkSocket {
     }
 }
 
+impl LinkSocket {
+    /// Read what is queued right now, without waiting (at shutdown: link changes the kernel
+    /// reported before SIGTERM are still written). Returns the datagrams read.
+    pub fn read_queued(&mut self, max_datagrams: usize, out: &mut Vec<NetlinkInput>) -> usize {
+        let LinkSocket { fd, buf, .. } = self;
+        let mut n = 0;
+        while n < max_datagrams {
+            match fd.get_ref().recv(&mut &mut buf[..], 0) {
+                Ok(len) => decode_datagram(&buf[..len.min(buf.len())], out),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    out.push(NetlinkInput::Overrun)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
 fn dump_request(seq: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;

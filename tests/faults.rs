@@ -242,3 +242,26 @@ async fn issue4_gate_script_reloaded_after_script_flush() {
     wait_converged(&mut w, "after SCRIPT FLUSH").await;
     d.assert_running();
 }
+
+/// SIGTERM while link changes are still queued on the netlink socket: the daemon is stopped,
+/// a burst happens, SIGTERM arrives, then it runs again and sees the signal and the queued
+/// messages at once. The signal wins the select, but the queued changes are still read and
+/// written before the exit.
+#[tokio::test]
+async fn issue3_sigterm_with_a_queued_burst_loses_nothing() {
+    let mut w = World::new().await;
+    let (mut d, _cfg) = bulk(&mut w, 32, "").await;
+    d.signal("STOP");
+    w.ns.batch(&burst(32, 3));
+    d.signal("TERM");
+    d.signal("CONT");
+    let status = d.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("queued netlink datagram(s) read"),
+        "{}",
+        d.log_text()
+    );
+    let left = mismatches(&mut w).await;
+    assert!(left.is_empty(), "{left:?}");
+}
