@@ -25,11 +25,12 @@ pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)
 pub mod port; // the pure port state machine (filters, awaited ports, renames)
 pub mod pst; // ProducerStateTable command encoding
+pub mod requests; // keys in command buffers, pipelines two in flight, poll-once
 pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
-mod sys; // the only unsafe code: two socket options
+mod sys; // the only unsafe code: two socket options and glibc's heap trim
 
 use cli::{Cli, Command};
 use config::Settings;

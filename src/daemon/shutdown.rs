@@ -1,0 +1,81 @@
+//! Shutdown, an input of the loop like any other: read what the kernel already queued, stop
+//! reading, flush what is pending within `shutdown_flush_ms`, write the `stopped` heartbeat
+//! row, and report (exit 75) writes that could not be flushed.
+
+use super::{Inflight, Loop};
+use crate::error::{Error, Result};
+use crate::store;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::info;
+
+impl Loop {
+    /// Stop reading netlink; flush what is pending within the configured time.
+    pub(super) async fn shutdown(mut self, mut inflight: Option<Inflight>) -> Result<()> {
+        self.notifier.stopping();
+        // Link changes already queued on the socket happened before the signal: take them
+        // too (bounded), so a stop right after a burst loses none of it.
+        let mut inputs = Vec::new();
+        let read = self.sock.read_queued(65_536, &mut inputs);
+        if read > 0 {
+            info!("shutdown: {read} queued netlink datagram(s) read");
+            self.on_inputs(&mut inputs);
+        }
+        let limit = self.settings.shutdown_flush;
+        let deadline = Instant::now() + limit;
+        let mut last_err = String::from("timed out");
+        loop {
+            if inflight.is_none() {
+                inflight = self.launch();
+            }
+            let Some(f) = inflight.take() else { break };
+            match tokio::time::timeout_at(deadline, f).await {
+                Ok(done) => {
+                    if let (_, _, Err(e)) = &done {
+                        last_err = e.to_string();
+                    }
+                    let failed = done.2.is_err();
+                    self.on_flushed(done);
+                    if failed {
+                        let wait = self
+                            .retry_at
+                            .take()
+                            .map(|t| t.min(deadline))
+                            .unwrap_or(deadline);
+                        tokio::time::sleep_until(wait).await;
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                }
+                Err(_) => {
+                    // The timed-out flush's batch went with its future: count it as unsent.
+                    info!("counters at exit: {:?}", self.counters);
+                    return Err(Error::Flush {
+                        pending: self.outbox.pending_len() + 1,
+                        secs: limit.as_secs_f64(),
+                        reason: last_err,
+                    });
+                }
+            }
+        }
+        info!("counters at exit: {:?}", self.counters);
+        let fields = self.health_fields("stopped");
+        let key = self.store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
+        let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.store.hset(false, &key, &fv),
+        )
+        .await;
+        if self.outbox.idle() {
+            Ok(())
+        } else {
+            Err(Error::Flush {
+                pending: self.outbox.pending_len().max(1),
+                secs: limit.as_secs_f64(),
+                reason: last_err,
+            })
+        }
+    }
+}
