@@ -14,12 +14,6 @@ impl Loop {
         // One clock reading per batch: the alert engine's transitions in it share a time.
         let now = Instant::now();
         self.turn_ms = now.duration_since(self.started).as_millis() as u64;
-        if inputs
-            .iter()
-            .any(|i| matches!(i, NetlinkInput::Link { .. }))
-        {
-            self.last_event = Some(now);
-        }
         for input in inputs.drain(..) {
             match input {
                 NetlinkInput::Link { ev, dumped } => {
@@ -28,6 +22,7 @@ impl Loop {
                         LinkOp::New => self.counters.newlinks += 1,
                         LinkOp::Del => self.counters.dellinks += 1,
                     }
+                    self.last_event = Some(now);
                     if ev.op == LinkOp::New {
                         self.resync.on_newlink(ev.ifindex);
                         if dumped && self.resync_counts && self.sync.differs(&ev) {

@@ -25,24 +25,10 @@ impl Netns {
             Err(e) => panic!("these tests need iproute2 (`ip`): {e}"),
         }
         let ns = Netns { name };
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &ns.name,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-        ]);
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &ns.name,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]);
+        for scope in ["all", "default"] {
+            let key = format!("net.ipv6.conf.{scope}.disable_ipv6=1");
+            run(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", &key]);
+        }
         ns.ip(&["link", "set", "lo", "up"]);
         ns
     }
