@@ -33,9 +33,8 @@ pub fn run(settings: &Settings, all: bool, json: bool) -> Result<()> {
                 .query_async(&mut con)
                 .await
                 .map_err(|e| Error::redis("reading an alert", e))?;
-            let (rule, port) = k[prefix.len()..]
-                .rsplit_once(db.separator)
-                .unwrap_or((&k[prefix.len()..], "-"));
+            let rest = k.strip_prefix(&prefix).unwrap_or(&k);
+            let (rule, port) = rest.rsplit_once(db.separator).unwrap_or((rest, "-"));
             row.insert("rule".into(), rule.to_owned());
             row.insert("port".into(), port.to_owned());
             if all || row.get("state").map(String::as_str) == Some("firing") {

@@ -114,7 +114,8 @@ fn alert_rule(file: &Path, i: usize, raw: RawAlert) -> Result<Rule> {
         }
     };
     let ports = raw.ports.unwrap_or_else(|| "*".into());
-    if ports.is_empty() || ports[..ports.len() - 1].contains('*') {
+    // By characters, not bytes: a name may end in a multi-byte character (issue #12 item 3).
+    if ports.is_empty() || ports.strip_suffix('*').unwrap_or(&ports).contains('*') {
         return Err(err(
             "ports",
             format!("a port name, a prefix ending in '*', or '*' (got {ports:?})"),
@@ -334,6 +335,22 @@ mod tests {
         assert_eq!(s.redis_timeout, Duration::from_millis(100));
     }
 
+    /// Issue #12 item 3: `ports` ending in a multi-byte character is a name, not a panic.
+    #[test]
+    fn issue12_ports_ending_in_multibyte_char() {
+        for ports in [
+            "Ethernet\u{e9}",
+            "\u{1f600}",
+            "\u{e9}*",
+            "Eth\u{10ffff}",
+            "*",
+        ] {
+            let text =
+                format!("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"{ports}\"");
+            assert_eq!(parse(&text).unwrap().alerts[0].ports, ports);
+        }
+    }
+
     /// (file text, text the one-line error must contain)
     #[test]
     fn bad_files_name_the_key() {
@@ -354,6 +371,9 @@ mod tests {
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\n[[alert]]\nkind = \"oper_down\"\nafter_ms = 2", "alert[1].name"),
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nport = \"x\"", "(toml)"),
             ("metrics_listen = \"localhost\"", "metrics_listen"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"*Eth\u{e9}\"", "alert[0].ports"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"\"", "alert[0].ports"),
+            ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"**\"", "alert[0].ports"),
         ];
         for (text, want) in cases {
             let msg = parse(text).unwrap_err().to_string();

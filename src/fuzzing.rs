@@ -39,14 +39,98 @@ pub fn db_config(data: &[u8]) {
     }
 }
 
-/// The TOML settings file.
+/// The TOML settings file. The bytes are tried three ways: as the whole file; as the value of
+/// every string key (so the fuzzer reaches each value check, multi-byte characters and all,
+/// without first having to write valid TOML); and as integers at and around every range's
+/// bounds for every integer key.
 pub fn settings(data: &[u8]) {
+    let mut raw = [0u8; 8];
+    for (d, b) in raw.iter_mut().zip(data) {
+        *d = *b;
+    }
+    let n = i64::from_le_bytes(raw);
+    let pick = BOUNDS[usize::from(data.first().copied().unwrap_or(0)) % BOUNDS.len()];
+    for v in [n, pick, pick.wrapping_sub(1), pick.wrapping_add(1)] {
+        for key in [
+            "netlink_rcvbuf",
+            "redis_timeout_ms",
+            "max_datagrams_per_turn",
+            "max_ports_per_flush",
+            "shutdown_flush_ms",
+            "heartbeat_ms",
+        ] {
+            settings_text(&format!("{key} = {v}\n"));
+        }
+        for (kind, key) in [
+            ("flap", "threshold"),
+            ("resync", "window_ms"),
+            ("oper_down", "after_ms"),
+            ("init_stall", "for_ms"),
+        ] {
+            let rest = match kind {
+                "flap" => "window_ms = 60000",
+                "resync" => "threshold = 3",
+                "oper_down" => "",
+                _ => "after_ms = 1",
+            };
+            settings_text(&format!(
+                "[[alert]]\nkind = \"{kind}\"\n{key} = {v}\n{rest}\n"
+            ));
+        }
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(e) = crate::config::Settings::parse(Path::new("fuzz.toml"), text) {
-        assert!(e.to_string().starts_with("fuzz.toml: "));
+    settings_text(text);
+    let quoted = toml_string(text);
+    for key in ["log_level", "metrics_listen", "db_config", "syslog_socket"] {
+        settings_text(&format!("{key} = {quoted}\n"));
     }
+    for key in ["ports", "name", "severity"] {
+        settings_text(&format!(
+            "[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\n{key} = {quoted}\n"
+        ));
+    }
+    settings_text(&format!("[[alert]]\nkind = {quoted}\nafter_ms = 1\n"));
+}
+
+/// Every range bound the settings check, and the integer widths around them.
+const BOUNDS: [i64; 12] = [
+    0,
+    1,
+    10,
+    100,
+    1000,
+    4096,
+    65536,
+    600_000,
+    1 << 30,
+    u32::MAX as i64,
+    i64::MAX,
+    i64::MIN,
+];
+
+fn settings_text(text: &str) {
+    if let Err(e) = crate::config::Settings::parse(Path::new("fuzz.toml"), text) {
+        let msg = e.to_string();
+        assert!(msg.starts_with("fuzz.toml: "), "{msg}");
+    }
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// CONFIG_DB fields copied verbatim into a ProducerStateTable set: the command keeps every

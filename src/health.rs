@@ -234,7 +234,10 @@ async fn audit(
         .map_err(rerr)?;
     let prefix = dbs.state.key("PORT_TABLE", "");
     let mut names: Vec<String> = kernel.keys().cloned().collect();
-    names.extend(rows.iter().map(|r| r[prefix.len()..].to_string()));
+    names.extend(
+        rows.iter()
+            .map(|r| r.strip_prefix(&prefix).unwrap_or(r).to_string()),
+    );
     names.sort();
     names.dedup();
     let mut out = Vec::new();

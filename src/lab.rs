@@ -250,7 +250,7 @@ async fn show(ns: &str, dir: &Path, db: &DbLocation, end: Option<Instant>) -> Re
             let g = |f: &str| h.get(f).cloned().unwrap_or_else(|| "-".into());
             out.push_str(&format!(
                 "{:<14} {:<6} {:<10} {:<8} {}\n",
-                &k["PORT_TABLE|".len()..],
+                k.strip_prefix("PORT_TABLE|").unwrap_or(k),
                 g("state"),
                 g("netdev_oper_status"),
                 g("admin_status"),
