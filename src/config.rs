@@ -25,6 +25,8 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     syslog_socket: Option<PathBuf>,
     metrics_listen: Option<String>,
+    alert_resolved_keep: Option<u64>,
+    alert_resolved_ms: Option<u64>,
     #[serde(default)]
     alert: Option<Vec<RawAlert>>,
 }
@@ -172,6 +174,10 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Alert rules (`[[alert]]`); the defaults when the file has none.
     pub alerts: Vec<Rule>,
+    /// Resolved alert rows kept in STATE_DB at most (the oldest are deleted first).
+    pub alert_resolved_keep: usize,
+    /// How long a resolved alert row is kept in STATE_DB.
+    pub alert_resolved: Duration,
 }
 
 impl Default for Settings {
@@ -188,6 +194,8 @@ impl Default for Settings {
             syslog_socket: PathBuf::from("/dev/log"),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
             alerts: default_rules(),
+            alert_resolved_keep: crate::alertrows::DEFAULT_KEEP,
+            alert_resolved: Duration::from_millis(crate::alertrows::DEFAULT_AGE_MS),
         }
     }
 }
@@ -273,6 +281,22 @@ impl Settings {
                 5000,
             )?),
             syslog_socket: raw.syslog_socket.unwrap_or(d.syslog_socket),
+            alert_resolved_keep: ranged(
+                file,
+                "alert_resolved_keep",
+                raw.alert_resolved_keep,
+                0,
+                65536,
+                d.alert_resolved_keep as u64,
+            )? as usize,
+            alert_resolved: Duration::from_millis(ranged(
+                file,
+                "alert_resolved_ms",
+                raw.alert_resolved_ms,
+                0,
+                30 * 24 * 3600 * 1000,
+                d.alert_resolved.as_millis() as u64,
+            )?),
             metrics_listen: match raw.metrics_listen.as_deref() {
                 None => d.metrics_listen,
                 Some("") => None,
@@ -371,6 +395,8 @@ mod tests {
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\n[[alert]]\nkind = \"oper_down\"\nafter_ms = 2", "alert[1].name"),
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nport = \"x\"", "(toml)"),
             ("metrics_listen = \"localhost\"", "metrics_listen"),
+            ("alert_resolved_keep = 65537", "alert_resolved_keep"),
+            ("alert_resolved_ms = 2592000001", "alert_resolved_ms"),
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"*Eth\u{e9}\"", "alert[0].ports"),
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"\"", "alert[0].ports"),
             ("[[alert]]\nkind = \"oper_down\"\nafter_ms = 1\nports = \"**\"", "alert[0].ports"),

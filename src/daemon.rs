@@ -5,6 +5,7 @@
 //! the loop: the batch is retried with capped, jittered backoff, then a fresh dump reconciles
 //! whatever Redis may have lost. Shutdown is an input like any other.
 
+use crate::alertrows::AlertRows;
 use crate::alerts::Engine;
 use crate::config::Settings;
 use crate::counters::Counters;
@@ -16,6 +17,7 @@ use crate::netlink::LinkSocket;
 use crate::notify::Notifier;
 use crate::outbox::{Backoff, Flush, Outbox};
 use crate::port::PortSync;
+use crate::ratelimit::{suppressed_note, RateLimit};
 use crate::resync::Resync;
 use crate::startup::{self, Started};
 use crate::store::{self, Store};
@@ -94,6 +96,8 @@ struct Loop {
     /// When the pending batch last went from empty to non-empty (event-to-Redis latency).
     pending_since: Option<Instant>,
     alerts: Engine,
+    /// Which resolved alert rows STATE_DB keeps.
+    alert_rows: AlertRows,
     metrics: Metrics,
     started: Instant,
     /// `clock_ms()` read once at the start of the netlink batch being handled.
@@ -101,6 +105,9 @@ struct Loop {
     /// STATE_DB rows written since the heap was last trimmed.
     written_since_trim: usize,
     started_wall_ms: u64,
+    /// Netlink read errors are logged at most once a second (a failing read repeats every
+    /// 10 ms).
+    read_errors: RateLimit,
 }
 
 impl Loop {
@@ -110,6 +117,10 @@ impl Loop {
         let mut resync = Resync::default();
         resync.request(s.sock.drops().unwrap_or(0));
         let settings_alerts = settings.alerts.clone();
+        let alert_rows = AlertRows::new(
+            settings.alert_resolved_keep,
+            settings.alert_resolved.as_millis() as u64,
+        );
         Loop {
             store: s.store,
             sock: s.sock,
@@ -127,6 +138,7 @@ impl Loop {
             last_event: None,
             pending_since: None,
             alerts: Engine::new(settings_alerts, 0, s.config_mtu),
+            alert_rows,
             metrics: Metrics::default(),
             started: Instant::now(),
             turn_ms: 0,
@@ -135,6 +147,7 @@ impl Loop {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            read_errors: RateLimit::new(1000),
         }
     }
 
@@ -164,7 +177,7 @@ impl Loop {
 
     async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
-        let _logger_sub = self.subscribe_logger(log_tx).await;
+        self.subscribe_logger(log_tx);
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         let listener = match self.settings.metrics_listen {
@@ -220,6 +233,7 @@ impl Loop {
                     self.retry_at = None;
                 }
                 _ = tick.tick() => {
+                    self.retry_dump();
                     self.alert_tick();
                     self.heartbeat();
                 }
@@ -229,7 +243,9 @@ impl Loop {
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),
                     Err(e) => {
-                        error!(target: "readData", "netlink reports an error={} on reading a netlink socket", e.raw_os_error().unwrap_or(0));
+                        if let Some(n) = self.read_errors.admit(self.clock_ms()) {
+                            error!(target: "readData", "netlink reports an error={} on reading a netlink socket{}", e.raw_os_error().unwrap_or(0), suppressed_note(n));
+                        }
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
@@ -239,25 +255,50 @@ impl Loop {
         self.shutdown(inflight).await
     }
 
-    /// Keyspace notifications for CONFIG_DB `LOGGER|portsyncd` (what swssloglevel writes).
-    async fn subscribe_logger(
-        &mut self,
-        tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
-    ) -> Option<redis::aio::ConnectionManager> {
+    /// Keyspace notifications for CONFIG_DB `LOGGER|portsyncd` (what swssloglevel writes),
+    /// subscribed from a task of their own: a refused or failed subscription is retried with
+    /// backoff (0.5 s doubling to 60 s) rather than leaving live levels off for the life of
+    /// the process. A late subscription re-reads the level once, so a change made while it
+    /// was down is not missed. The connection manager resubscribes after a reconnect.
+    fn subscribe_logger(&mut self, tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>) {
         let db = self.store.dbs.config.clone();
+        let timeout = self.settings.redis_timeout;
         let pattern = format!("__keyspace@{}__:{}", db.id, db.key("LOGGER", "portsyncd"));
-        let sub = async {
-            let mut con = store::connect_push(&db, self.settings.redis_timeout, tx).await?;
-            con.psubscribe(&pattern).await?;
-            Ok::<_, redis::RedisError>(con)
-        };
-        match sub.await {
-            Ok(con) => Some(con),
-            Err(e) => {
-                warn!("live log level changes disabled: {e}");
-                None
+        tokio::spawn(async move {
+            let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+            let mut failures = 0u32;
+            loop {
+                let sub = async {
+                    let mut con = store::connect_push(&db, timeout, tx.clone()).await?;
+                    con.psubscribe(&pattern).await?;
+                    Ok::<_, redis::RedisError>(con)
+                };
+                match sub.await {
+                    Ok(con) => {
+                        if failures > 0 {
+                            info!("live log level changes on: subscribed to LOGGER|portsyncd after {failures} failed attempt(s)");
+                            let _ = tx.send(redis::PushInfo {
+                                kind: redis::PushKind::PMessage,
+                                data: Vec::new(),
+                            });
+                        }
+                        // Held for the life of the process.
+                        std::future::pending::<()>().await;
+                        drop(con);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let delay =
+                            backoff.next(u64::from(std::process::id()) + u64::from(failures));
+                        warn!(
+                            "live log level changes off: subscribing to LOGGER|portsyncd failed: {e}; retrying in {} ms",
+                            delay.as_millis()
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
             }
-        }
+        });
     }
 
     async fn on_logger_change(&mut self, push: redis::PushInfo) {
@@ -326,6 +367,10 @@ impl Loop {
                 self.settings.max_datagrams_per_turn = new.max_datagrams_per_turn;
                 self.settings.max_ports_per_flush = new.max_ports_per_flush;
                 self.settings.shutdown_flush = new.shutdown_flush;
+                self.alert_rows.set_limits(
+                    new.alert_resolved_keep,
+                    new.alert_resolved.as_millis() as u64,
+                );
                 if new.alerts != self.settings.alerts {
                     let effects = self.alerts.set_rules(new.alerts.clone());
                     self.apply_alerts(effects);

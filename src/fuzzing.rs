@@ -58,6 +58,8 @@ pub fn settings(data: &[u8]) {
             "max_ports_per_flush",
             "shutdown_flush_ms",
             "heartbeat_ms",
+            "alert_resolved_keep",
+            "alert_resolved_ms",
         ] {
             settings_text(&format!("{key} = {v}\n"));
         }
@@ -95,7 +97,7 @@ pub fn settings(data: &[u8]) {
 }
 
 /// Every range bound the settings check, and the integer widths around them.
-const BOUNDS: [i64; 12] = [
+const BOUNDS: [i64; 13] = [
     0,
     1,
     10,
@@ -105,6 +107,7 @@ const BOUNDS: [i64; 12] = [
     65536,
     600_000,
     1 << 30,
+    2_592_000_000,
     u32::MAX as i64,
     i64::MAX,
     i64::MIN,

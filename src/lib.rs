@@ -3,6 +3,7 @@
 //! port) → `store` (pipelines to Redis), driven by the one loop in `daemon`.
 #![deny(unsafe_code)]
 
+pub mod alertrows; // which resolved alert rows STATE_DB keeps: bounded count and age (pure)
 pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
 pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
@@ -25,6 +26,7 @@ pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)
 pub mod port; // the pure port state machine (filters, awaited ports, renames)
 pub mod pst; // ProducerStateTable command encoding
+pub mod ratelimit; // log lines of a repeating condition, at most one per interval (pure)
 pub mod requests; // keys in command buffers, pipelines two in flight, poll-once
 pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits

@@ -4,6 +4,8 @@
 //! silent: the socket's drop counter is compared at the start and at NLMSG_DONE, and the dump
 //! is repeated while it grew (or the kernel flagged NLM_F_DUMP_INTR, or another overrun came).
 //! A port we mirror that no complete dump mentioned has vanished: its row is deleted.
+//! A dump request the kernel refused (send error) is retried with backoff until one goes out,
+//! so a failed send never leaves the resync active and waiting forever (issue #12 item 4).
 
 use rustc_hash::FxHashSet;
 
@@ -13,7 +15,15 @@ pub struct Resync {
     again: bool,
     drops_at_start: u32,
     seen: FxHashSet<u32>,
+    /// When the last dump request failed to send: retry it at this time (clock ms).
+    retry_at_ms: Option<u64>,
+    /// The current retry delay (0 until a send fails).
+    retry_ms: u64,
 }
+
+/// First and largest delay between attempts to send a refused dump request.
+pub const RETRY_MIN_MS: u64 = 100;
+pub const RETRY_MAX_MS: u64 = 5_000;
 
 /// What the loop must do at the end of a dump.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,9 +50,30 @@ impl Resync {
         }
         self.active = true;
         self.again = false;
+        self.retry_at_ms = None;
+        self.retry_ms = 0;
         self.drops_at_start = drops_now;
         self.seen.clear();
         true
+    }
+
+    /// The dump request went out.
+    pub fn sent(&mut self) {
+        self.retry_at_ms = None;
+        self.retry_ms = 0;
+    }
+
+    /// Sending the dump request failed at `now_ms`: returns the delay before the retry.
+    pub fn send_failed(&mut self, now_ms: u64) -> u64 {
+        self.retry_ms = (self.retry_ms * 2).clamp(RETRY_MIN_MS, RETRY_MAX_MS);
+        self.retry_at_ms = Some(now_ms + self.retry_ms);
+        self.retry_ms
+    }
+
+    /// Whether a refused dump request must be sent again now. Messages seen since the
+    /// refused request count for the dump that will answer the retry.
+    pub fn retry_due(&self, now_ms: u64) -> bool {
+        self.active && self.retry_at_ms.is_some_and(|t| now_ms >= t)
     }
 
     /// A NEWLINK arrived (dump reply or event) while a dump runs: that ifindex exists.
@@ -69,6 +100,8 @@ impl Resync {
             return Step::DumpAgain;
         }
         self.active = false;
+        self.retry_at_ms = None;
+        self.retry_ms = 0;
         let mut vanished: Vec<u32> = known.filter(|i| !self.seen.contains(i)).collect();
         vanished.sort_unstable();
         self.seen.clear();
@@ -114,6 +147,55 @@ mod tests {
                 Step::Finished { vanished: vec![] }
             );
         }
+    }
+
+    /// Issue #12 item 4: (step, retry due at this time?) — a refused send is retried with a
+    /// doubling, capped delay until one goes out; only then can the dump finish.
+    #[test]
+    fn issue12_refused_dump_request_is_retried() {
+        enum S {
+            Request,
+            Failed(u64, u64),
+            Check,
+            Sent,
+            Done(Step),
+        }
+        let steps = [
+            (S::Request, 0, false),
+            (S::Failed(0, 100), 99, false),
+            (S::Check, 100, true),
+            (S::Failed(100, 200), 299, false),
+            (S::Check, 300, true),
+            (S::Failed(300, 400), 700, true),
+            (S::Failed(700, 800), 1500, true),
+            (S::Failed(1500, 1600), 3100, true),
+            (S::Failed(3100, 3200), 6300, true),
+            (S::Failed(6300, 5000), 11299, false),
+            (S::Check, 11300, true),
+            (S::Sent, 99_999, false),
+            (S::Done(Step::Finished { vanished: vec![] }), 99_999, false),
+            (S::Request, 0, false),
+            (S::Failed(0, 100), 100, true),
+            (S::Done(Step::Finished { vanished: vec![] }), 100, false),
+            (S::Request, 0, false),
+            (S::Failed(0, 100), 100, true),
+        ];
+        let mut r = Resync::default();
+        for (i, (step, at, due)) in steps.into_iter().enumerate() {
+            match step {
+                S::Request => assert!(r.request(0), "step {i}"),
+                S::Failed(now, delay) => assert_eq!(r.send_failed(now), delay, "step {i}"),
+                S::Check => {}
+                S::Sent => r.sent(),
+                S::Done(want) => assert_eq!(r.on_done(0, false, [].into_iter()), want, "step {i}"),
+            }
+            assert_eq!(r.retry_due(at), due, "step {i}");
+        }
+        // A new resync after a success starts from the smallest delay again.
+        r.request(0);
+        r.sent();
+        assert!(!r.request(0));
+        assert_eq!(r.send_failed(0), 100);
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Store {
     }
 }
 
-/// The STATE_DB pipeline of a flush: our alert rows, then per port a `DEL` and/or the one
+/// The STATE_DB pipeline of a flush: our alert rows (`DEL` for a row with no fields), then per port a `DEL` and/or the one
 /// 4-field `HSET PORT_TABLE|<p> state ok netdev_oper_status … admin_status … mtu …` in the C++
 /// field order. Pure, so the benches measure the same encoding.
 pub fn state_pipeline(
@@ -281,6 +281,11 @@ pub fn state_pipeline(
     // costs a hash-set insert per command.
     let mut pipe = redis::Pipeline::with_capacity(rows.len() + writes.len());
     for (key, fields) in rows {
+        // A row with no fields is an expired alert row: delete it.
+        if fields.is_empty() {
+            pipe.add_command(redis::cmd("DEL").arg(key).to_owned());
+            continue;
+        }
         let mut cmd = redis::cmd("HSET");
         cmd.arg(key);
         for (f, v) in fields {

@@ -264,3 +264,92 @@ async fn issue6_dashboard_and_rules_use_only_exported_metrics() {
         }
     }
 }
+
+/// Issue #12 item 4: resolved alert rows expire — at most `alert_resolved_keep` of them, for
+/// at most `alert_resolved_ms` — so name churn cannot grow STATE_DB without bound; a firing
+/// row is never expired.
+#[tokio::test]
+async fn issue12_resolved_alert_rows_expire_by_count_and_age() {
+    let mut w = World::new().await;
+    w.seed_s0(4).await; // Ethernet0, 4, 8, 12
+    let dir = TempDir::new("alertrows");
+    let cfg = dir.0.join("portsyncd.toml");
+    std::fs::write(
+        &cfg,
+        "heartbeat_ms = 100\nalert_resolved_keep = 2\nalert_resolved_ms = 5000\n\
+         [[alert]]\nkind = \"oper_down\"\nafter_ms = 0\n",
+    )
+    .unwrap();
+    let d = Daemon::start_args(&w.ns, &w.redis, &["--config", cfg.to_str().unwrap()], &[]);
+    d.wait_started().await;
+    w.pop().await;
+    // Admin up, carrier down (the veth peer is down): oper_down fires for all four.
+    for i in [0, 4, 8, 12] {
+        let p = format!("Ethernet{i}");
+        w.ns.add_port(&p, 9100);
+        w.ns.ip(&["link", "set", &p, "up"]);
+    }
+    for i in [0, 4, 8, 12] {
+        wait_alert(&mut w, &d, "oper_down", &format!("Ethernet{i}"), "firing").await;
+    }
+    // Three come up one after the other and resolve; Ethernet12 stays down (firing).
+    for i in [0, 4, 8] {
+        w.ns.ip(&["link", "set", &format!("peer{i}"), "up"]);
+        d.wait_log(&format!("ALERT oper_down resolved for Ethernet{i}:"))
+            .await;
+    }
+    let rows = |w: &World| {
+        let c = w.state.clone();
+        move || {
+            let mut c = c.clone();
+            async move {
+                let mut out = Vec::new();
+                for k in keys(&mut c, "PORTSYNCD_ALERT_TABLE|oper_down|*").await {
+                    let state = hmap(&mut c, &k).await.get("state").cloned();
+                    out.push((k, state.unwrap_or_default()));
+                }
+                out
+            }
+        }
+    };
+    let get = rows(&w);
+    let firing = (
+        "PORTSYNCD_ALERT_TABLE|oper_down|Ethernet12".to_string(),
+        "firing".to_string(),
+    );
+    // Count bound: the oldest resolved row (Ethernet0) goes as soon as a third resolves.
+    wait(
+        || {
+            let get = get.clone();
+            let firing = firing.clone();
+            async move {
+                get().await
+                    == vec![
+                        firing.clone(),
+                        (
+                            "PORTSYNCD_ALERT_TABLE|oper_down|Ethernet4".into(),
+                            "resolved".into(),
+                        ),
+                        (
+                            "PORTSYNCD_ALERT_TABLE|oper_down|Ethernet8".into(),
+                            "resolved".into(),
+                        ),
+                    ]
+            }
+        },
+        "two resolved rows kept (Ethernet4, Ethernet8) and the firing one",
+    )
+    .await;
+    // Age bound: 5 s after resolving, the rest go; the firing row stays.
+    wait(
+        || {
+            let get = get.clone();
+            let firing = firing.clone();
+            async move { get().await == vec![firing] }
+        },
+        "resolved rows expired by age, firing row kept",
+    )
+    .await;
+    let h = hmap(&mut w.state, "PORTSYNCD_ALERT_TABLE|oper_down|Ethernet12").await;
+    assert_eq!(h["state"], "firing", "{h:?}");
+}

@@ -46,6 +46,7 @@ impl Loop {
         if self.pending_since.is_none() && !self.outbox.pending_mut().is_empty() {
             self.pending_since = Some(Instant::now());
         }
+        self.retry_dump();
         self.check_init();
     }
 
@@ -124,9 +125,25 @@ impl Loop {
         let drops = self.sock.drops().unwrap_or(0);
         if self.resync.request(drops) {
             self.resync_counts = true;
-            if let Err(e) = self.sock.request_dump() {
-                error!("resync: requesting the link dump failed: {e}");
+            self.send_dump();
+        }
+    }
+
+    /// Send the resync's dump request; a refused one is retried with backoff (`retry_dump`).
+    fn send_dump(&mut self) {
+        match self.sock.request_dump() {
+            Ok(()) => self.resync.sent(),
+            Err(e) => {
+                let delay = self.resync.send_failed(self.clock_ms());
+                error!("resync: requesting the link dump failed: {e}; retrying in {delay} ms");
             }
+        }
+    }
+
+    /// Called every turn and on every tick: resend a refused dump request once it is due.
+    pub(super) fn retry_dump(&mut self) {
+        if self.resync.retry_due(self.clock_ms()) {
+            self.send_dump();
         }
     }
 
@@ -138,9 +155,7 @@ impl Loop {
             Step::DumpAgain => {
                 self.counters.redumps += 1;
                 warn!("resync: messages were lost during the link dump, dumping again");
-                if let Err(e) = self.sock.request_dump() {
-                    error!("resync: requesting the link dump failed: {e}");
-                }
+                self.send_dump();
             }
             Step::Finished { vanished } => {
                 for ifindex in &vanished {

@@ -111,9 +111,13 @@ impl Loop {
         };
         let effects = self.alerts.tick(&facts);
         self.apply_alerts(effects);
+        for key in self.alert_rows.expire(facts.now_ms) {
+            self.outbox.queue_row(key, Vec::new());
+        }
     }
 
-    /// Log each alert change and queue its STATE_DB row (kept, marked resolved, when it clears).
+    /// Log each alert change and queue its STATE_DB row (kept, marked resolved, when it clears,
+    /// until `alert_rows` expires it: an empty row is a delete).
     pub(super) fn apply_alerts(&mut self, effects: Vec<Effect>) {
         for e in effects {
             let (a, state) = match &e {
@@ -147,7 +151,13 @@ impl Loop {
                 ("value", a.value.clone()),
                 ("message", a.message.clone()),
             ];
+            let expired = self
+                .alert_rows
+                .on_write(&key, state == "resolved", self.clock_ms());
             self.outbox.queue_row(key, fields);
+            for key in expired {
+                self.outbox.queue_row(key, Vec::new());
+            }
         }
     }
 
