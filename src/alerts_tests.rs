@@ -220,3 +220,35 @@ fn port_patterns() {
     r.ports = "*".into();
     assert!(r.matches("PortChannel1"));
 }
+
+/// Issue #12 item 6: on a healthy switch the default rules never fire — ports admin up without
+/// a cable, a port whose MTU was changed after start (CONFIG_DB snapshot still 9100), for an
+/// hour of ticks — while a port that really is missing still fires.
+#[test]
+fn issue12_default_rules_are_quiet_on_a_healthy_switch() {
+    let mtu1500 = PortState { mtu: 1500, ..UP };
+    let mut steps: Vec<(Step, &[&str])> = vec![
+        (Step::T(0, "Ethernet0", None, Some(UP)), &[]),
+        (Step::T(0, "Ethernet4", None, Some(OPER_DOWN)), &[]),
+        (Step::T(0, "Ethernet8", None, Some(OPER_DOWN)), &[]),
+        (Step::T(0, "Ethernet12", None, Some(ADMIN_DOWN)), &[]),
+        (Step::T(1000, "Ethernet0", Some(UP), Some(mtu1500)), &[]),
+    ];
+    for t in (5_000..3_600_000).step_by(5_000) {
+        steps.push((Step::Tick(t, &[], true), &[]));
+    }
+    let mtu = [("Ethernet0", 9100), ("Ethernet4", 9100), ("Ethernet8", 9100)];
+    run(default_rules(), &mtu, steps);
+    // The defaults still catch a configured port that never appears.
+    run(
+        default_rules(),
+        &mtu,
+        vec![
+            (Step::Tick(119_999, &["Ethernet16"], true), &[]),
+            (
+                Step::Tick(120_000, &["Ethernet16"], true),
+                &["fire missing_port Ethernet16"],
+            ),
+        ],
+    );
+}

@@ -350,6 +350,13 @@ mod tests {
         assert_eq!(parse("").unwrap(), Settings::default());
     }
 
+    /// The packaged file, as shipped, is the defaults.
+    #[test]
+    fn packaged_file_is_the_defaults() {
+        let text = include_str!("../packaging/portsyncd.toml");
+        assert_eq!(parse(text).unwrap(), Settings::default());
+    }
+
     #[test]
     fn values_are_read() {
         let s = parse("log_level = \"DEBUG\"\nnetlink_rcvbuf = 65536\nredis_timeout_ms = 100\n")
