@@ -237,7 +237,11 @@ fn issue12_default_rules_are_quiet_on_a_healthy_switch() {
     for t in (5_000..3_600_000).step_by(5_000) {
         steps.push((Step::Tick(t, &[], true), &[]));
     }
-    let mtu = [("Ethernet0", 9100), ("Ethernet4", 9100), ("Ethernet8", 9100)];
+    let mtu = [
+        ("Ethernet0", 9100),
+        ("Ethernet4", 9100),
+        ("Ethernet8", 9100),
+    ];
     run(default_rules(), &mtu, steps);
     // The defaults still catch a configured port that never appears.
     run(

@@ -30,7 +30,8 @@ pub struct Counters {
     pub flush_errors: u64,
     /// Flushes that succeeded after a failure (Redis came back).
     pub redis_recoveries: u64,
-    /// Redis commands sent by flushes (gate checks, row writes, scripts).
+    /// Redis commands sent by successful flushes: one gate script call per flush that needs
+    /// it, one per STATE_DB DEL/HSET, one per alert row, one per PortInitDone script call.
     pub redis_commands: u64,
     /// STATE_DB rows written / deleted, and sets dropped because APPL_DB had no row.
     pub state_sets: u64,

@@ -40,6 +40,11 @@ use error::Result;
 
 /// Run what the command line asks for; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if cli.namespace.is_some() && cli.db_config.is_some() {
+        return Err(error::Error::Usage(
+            "--db-config and --namespace cannot be used together: --namespace reads NS's database_config.json from --db-global".into(),
+        ));
+    }
     let db_config = match &cli.namespace {
         Some(ns) => Some(dbconfig::resolve_namespace(&cli.db_global, ns)?),
         None => cli.db_config.clone(),

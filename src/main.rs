@@ -6,7 +6,19 @@ use clap::Parser;
 use portsyncd::cli::Cli;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // A bad command line exits 64 (EX_USAGE, ARCHITECTURE.md "Exit codes"), not clap's 2;
+    // --help and --version still print to stdout and exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() {
+                portsyncd::error::EXIT_USAGE
+            } else {
+                0
+            });
+        }
+    };
     match portsyncd::run(cli) {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

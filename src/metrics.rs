@@ -157,7 +157,7 @@ impl Metrics {
         counter(
             &mut reg,
             "portsyncd_redis_commands",
-            "Redis commands sent by flushes",
+            "Redis commands sent by successful flushes (gate script calls, STATE_DB writes, alert rows, PortInitDone)",
             c.redis_commands,
         );
         counter_family(

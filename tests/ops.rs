@@ -255,18 +255,12 @@ async fn issue5_one_instance_per_asic_namespace_writes_only_its_own_ports() {
             b.redis.cfg.display()
         ),
     );
-    let da = Daemon::start_args(
-        &a.ns,
-        &a.redis,
-        &["--namespace", "asic0", "--db-global", &global],
-        &[],
-    );
-    let db = Daemon::start_args(
-        &b.ns,
-        &b.redis,
-        &["--namespace", "asic1", "--db-global", &global],
-        &[],
-    );
+    // Only --namespace and --db-global say where each database is (issue #12 item 7: with the
+    // rig's --db-config as well, a daemon that ignored --namespace would pass).
+    let da =
+        Daemon::start_without_db_config(&a.ns, &["--namespace", "asic0", "--db-global", &global]);
+    let db =
+        Daemon::start_without_db_config(&b.ns, &["--namespace", "asic1", "--db-global", &global]);
     da.wait_started().await;
     db.wait_started().await;
     a.pop().await;
@@ -288,4 +282,35 @@ async fn issue5_one_instance_per_asic_namespace_writes_only_its_own_ports() {
         b.state_ports().await,
         ["PORT_TABLE|Ethernet12", "PORT_TABLE|Ethernet8"]
     );
+}
+
+/// Issue #12 item 8: a bad command line exits 64 (EX_USAGE) as ARCHITECTURE.md says, not
+/// clap's 2; `--db-config` with `--namespace` is refused rather than silently ignored.
+#[test]
+fn issue12_bad_command_lines_exit_64() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portsyncd"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--no-such-flag"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let (code, err) = run(&["--log-target", "paper"]);
+    assert_eq!(code, Some(64), "{err}");
+    let (code, err) = run(&["--db-config", "/x.json", "--namespace", "asic0", "health"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("--db-config and --namespace cannot be used together"),
+        "{err}"
+    );
+    let (code, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    let (code, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
 }

@@ -16,10 +16,6 @@ impl Loop {
     pub(super) fn launch(&mut self) -> Option<Inflight> {
         let flush = self.outbox.take(self.settings.max_ports_per_flush)?;
         self.counters.flushes += 1;
-        self.counters.redis_commands += (flush.batch.gated().count()
-            + flush.batch.len()
-            + flush.rows.len()
-            + usize::from(flush.init)) as u64;
         self.metrics.flush_ports.observe(flush.batch.len() as f64);
         // The oldest message in this flush arrived when the pending batch last became non-empty.
         let since = if self.outbox.pending_len() == 0 {
@@ -42,13 +38,21 @@ impl Loop {
                         .event_to_redis
                         .observe(t.elapsed().as_secs_f64());
                 }
+                // What this flush really sent (issue #12 item 8): one gate script call if any
+                // port needed it, one DEL or HSET per STATE_DB write, the alert rows, and the
+                // PortInitDone script call.
+                self.counters.redis_commands += u64::from(flush.batch.gated().next().is_some())
+                    + flush.rows.len() as u64
+                    + u64::from(flush.init);
                 for ((name, op), written) in flush.batch.iter().zip(written) {
                     if op.delete {
+                        self.counters.redis_commands += 1;
                         self.counters.state_dels += 1;
                         info!(target: "onMsg", "Delete {name}(ok) from state db");
                     }
                     if let Some(s) = op.set {
                         if written {
+                            self.counters.redis_commands += 1;
                             self.counters.state_sets += 1;
                             self.sync.on_written(name);
                             info!(target: "onMsg", "Publish {name}(ok:{}) to state db", s.oper_str());

@@ -31,6 +31,22 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        Self::spawn(ns, Some(&redis.cfg), prefix, args, env)
+    }
+
+    /// Without the rig's `--db-config`: `args` alone say where the database is (multi-ASIC
+    /// `--namespace`), so a daemon that ignored them would not find the test's Redis.
+    pub fn start_without_db_config(ns: &Netns, args: &[&str]) -> Daemon {
+        Self::spawn(ns, None, &[], args, &[])
+    }
+
+    fn spawn(
+        ns: &Netns,
+        db_config: Option<&Path>,
+        prefix: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = TempDir::new("daemon");
         let log = dir.0.join("portsyncd.log");
         let notify_path = dir.0.join("notify.sock");
@@ -58,8 +74,13 @@ impl Daemon {
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.name])
             .args(prefix)
-            .args([env!("CARGO_BIN_EXE_portsyncd"), "--db-config"])
-            .arg(&redis.cfg)
+            .arg(env!("CARGO_BIN_EXE_portsyncd"))
+            .args(
+                db_config
+                    .map(|p| [std::ffi::OsStr::new("--db-config"), p.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(log_target)
             .args(args)
             .current_dir(&dir.0)
