@@ -20,10 +20,15 @@ async fn g1_core(w: &mut World) -> Daemon {
     want.sort();
     assert_eq!(smembers(&mut w.appl, "PORT_TABLE_KEY_SET").await, want);
     for (i, p) in PORTS.iter().enumerate() {
-        assert_eq!(
-            hgetall(&mut w.appl, &format!("_PORT_TABLE:{p}")).await,
-            pairs(&s0_fields(i as u32))
-        );
+        let temp = hgetall(&mut w.appl, &format!("_PORT_TABLE:{p}")).await;
+        assert_eq!(temp, pairs(&s0_fields(i as u32)));
+        // Issue #12 item 7: the APPL_DB field order is CONFIG_DB's HGETALL order, which is
+        // not sorted (so a daemon that sorted or re-hashed fields fails here).
+        let config = hgetall(&mut w.config, &format!("PORT|{p}")).await;
+        assert_eq!(temp, config, "APPL_DB field order differs from CONFIG_DB's");
+        let mut sorted = config.clone();
+        sorted.sort();
+        assert_ne!(config, sorted, "the fixture must not be in sorted order");
     }
     assert_eq!(
         hmap(&mut w.appl, "_PORT_TABLE:PortConfigDone").await,

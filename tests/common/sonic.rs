@@ -17,19 +17,23 @@ pub struct World {
     pub appl_db: DbLocation,
 }
 
-/// S0's CONFIG_DB fields for `EthernetN` (index i), in insertion order.
+/// S0's CONFIG_DB fields for `EthernetN` (index i), in insertion order: the order SONiC's
+/// port_config.ini/config_db.json give (`lanes, alias, index, speed, mtu, admin_status, fec`),
+/// not sorted, so a daemon that reordered fields would not match (issue #12 item 7; G1 checks
+/// that the APPL_DB hash has the CONFIG_DB HGETALL order).
 pub fn s0_fields(i: u32) -> Vec<(String, String)> {
     let n = i * 4;
     vec![
-        ("admin_status".into(), "up".into()),
-        ("alias".into(), format!("etp{}", i + 1)),
-        ("index".into(), i.to_string()),
         (
             "lanes".into(),
             format!("{},{},{},{}", n, n + 1, n + 2, n + 3),
         ),
-        ("mtu".into(), "9100".into()),
+        ("alias".into(), format!("etp{}", i + 1)),
+        ("index".into(), i.to_string()),
         ("speed".into(), "100000".into()),
+        ("mtu".into(), "9100".into()),
+        ("admin_status".into(), "up".into()),
+        ("fec".into(), "rs".into()),
     ]
 }
 
