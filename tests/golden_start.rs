@@ -297,3 +297,56 @@ async fn issue4_chunked_startup_keeps_port_config_done_last() {
     );
     drop(d);
 }
+
+/// Issue #12 item 7, spec §1.2 step 9b: on `switch_type = dpu` a cold start skips the
+/// stale-netdev logic — existing `Ethernet*` netdevs are not brought down and their messages
+/// are not ignored as old: they are mirrored and PortInitDone follows.
+#[tokio::test]
+async fn issue12_dpu_cold_start_brings_no_netdev_down() {
+    let mut w = World::new().await;
+    w.seed_s0(4).await;
+    hset(
+        &mut w.config,
+        "DEVICE_METADATA|localhost",
+        &[("switch_type", "dpu")],
+    )
+    .await;
+    // LOGLEVEL INFO: the C++ INFO line "Bring down old interface …" would show.
+    hset(
+        &mut w.config,
+        "LOGGER|portsyncd",
+        &[("LOGLEVEL", "INFO"), ("LOGOUTPUT", "SYSLOG")],
+    )
+    .await;
+    for p in PORTS {
+        w.ns.add_port(p, 9100);
+        w.ns.ip(&["link", "set", p, "up"]);
+        w.ns.ip(&["link", "set", &p.replace("Ethernet", "peer"), "up"]);
+    }
+    let d = w.daemon();
+    d.wait_started().await;
+    d.wait_log("switch_type dpu").await;
+    w.wait_pending("PortConfigDone").await;
+    // The start-up dump's messages went to the gate (orchagent had not popped yet, as G12)
+    // instead of being ignored as old interfaces.
+    for p in PORTS {
+        d.wait_log(&format!("Cannot find {p} in port table")).await;
+    }
+    w.pop().await;
+    // The next change of each pre-existing netdev is written.
+    for p in PORTS {
+        w.ns.ip(&["link", "set", p, "mtu", "9000"]);
+    }
+    for p in PORTS {
+        w.wait_row(p, sdb("up", "up", 9000)).await;
+    }
+    w.wait_pending("PortInitDone").await;
+    assert!(
+        w.ns.kernel_ports().values().all(|(_, admin, _)| *admin),
+        "a netdev was brought down on a dpu: {:?}",
+        w.ns.kernel_ports()
+    );
+    let log = d.log_text();
+    assert!(!log.contains("Bring down old interface"), "{log}");
+    assert!(!log.contains("Ignoring message for old interface"), "{log}");
+}
