@@ -88,23 +88,34 @@ async fn issue3_overflow_resync_after_sigstop() {
     eprintln!("overflow: converged {took:?} after SIGCONT");
 }
 
+/// Issue #12 item 7: the kills must make a flush fail (else the test does not reach the retry
+/// path): bursts go on, with three CLIENT KILLs each, until the daemon says a write failed.
 #[tokio::test]
 async fn issue3_client_kill_mid_burst() {
     let mut w = World::new().await;
     let (mut d, _cfg) = bulk(&mut w, 128, "redis_timeout_ms = 1000\n").await;
-    let t = burst_in_background(&w.ns, burst(128, 10));
-    for _ in 0..3 {
-        let _: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("normal")
-            .query_async(&mut w.state)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let deadline = Instant::now() + DEADLINE;
+    let mut bursts = 0;
+    while d.count_log("redis write failed") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{bursts} bursts with CLIENT KILLs and no flush failed\n{}",
+            d.log_text()
+        );
+        let t = burst_in_background(&w.ns, burst(128, 10));
+        for _ in 0..3 {
+            let _: i64 = q(
+                &mut w.state,
+                redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        t.join().unwrap();
+        bursts += 1;
     }
-    t.join().unwrap();
     wait_converged(&mut w, "CLIENT KILL x3 mid-burst").await;
+    d.wait_log("re-dumping links to reconcile").await;
     d.assert_running();
 }
 
@@ -135,10 +146,16 @@ async fn issue3_redis_killed_and_restarted_with_its_data() {
     ];
     let mut w = World::with_redis(Redis::start_with(&persist)).await;
     let (mut d, _cfg) = bulk(&mut w, 128, "redis_timeout_ms = 500\n").await;
+    // Issue #12 item 7: the burst's writes meet a dead Redis (kill -9), so a flush must fail
+    // and be kept; Redis then comes back with its data and the daemon reconciles.
     let t = burst_in_background(&w.ns, burst(128, 10));
-    w.redis.restart(&persist);
+    w.redis.stop();
+    w.ns.batch(&burst(128, 2)); // writes that must meet the dead Redis
+    d.wait_log("redis write failed").await;
     t.join().unwrap();
+    w.redis.restart(&persist);
     wait_converged(&mut w, "redis kill -9 + restart mid-burst").await;
+    d.wait_log("re-dumping links to reconcile").await;
     d.assert_running();
 }
 
