@@ -185,8 +185,13 @@ async fn issue11_swss_flush_noticed_on_heartbeat_old_netdevs_stale() {
     let cfg = dir.0.join("portsyncd.toml");
     std::fs::write(&cfg, "heartbeat_ms = 300\n").unwrap();
     let (mut w, d) = synced(2, &["--config", cfg.to_str().unwrap()]).await;
+    let t0 = Instant::now();
     swss_cold_start(&mut w).await;
     w.wait_pending("PortConfigDone").await;
+    eprintln!(
+        "heartbeat 300 ms: PortConfigDone published again {:?} after the flush",
+        t0.elapsed()
+    );
     wait_sync(
         || w.ns.kernel_ports().values().all(|(_, admin, _)| !admin),
         "the old netdevs brought down",
