@@ -27,6 +27,7 @@ struct FileConfig {
     metrics_listen: Option<String>,
     alert_resolved_keep: Option<u64>,
     alert_resolved_ms: Option<u64>,
+    track_port_count: Option<bool>,
     #[serde(default)]
     alert: Option<Vec<RawAlert>>,
 }
@@ -178,6 +179,11 @@ pub struct Settings {
     pub alert_resolved_keep: usize,
     /// How long a resolved alert row is kept in STATE_DB.
     pub alert_resolved: Duration,
+    /// `--start-mode` (command line only).
+    pub start_mode: crate::startmode::StartArg,
+    /// Keep APPL_DB `PortConfigDone count` equal to the number of CONFIG_DB ports after
+    /// port breakout (sonic-swss#2989). Off by default: the C++ daemon writes it once.
+    pub track_port_count: bool,
 }
 
 impl Default for Settings {
@@ -196,6 +202,8 @@ impl Default for Settings {
             alerts: default_rules(),
             alert_resolved_keep: crate::alertrows::DEFAULT_KEEP,
             alert_resolved: Duration::from_millis(crate::alertrows::DEFAULT_AGE_MS),
+            start_mode: Default::default(),
+            track_port_count: false,
         }
     }
 }
@@ -316,6 +324,8 @@ impl Settings {
                     rules
                 }
             },
+            start_mode: d.start_mode,
+            track_port_count: raw.track_port_count.unwrap_or(d.track_port_count),
         })
     }
 

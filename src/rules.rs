@@ -77,9 +77,9 @@ impl Rule {
 
 /// The rules the packaged configuration ships, used when the settings file has none. They are
 /// quiet on a healthy switch (issue #12 item 6): `oper_down` is not among them (it fires for
-/// every admin-up port without a cable: scope it to ports that must be up), nor
-/// `mtu_mismatch` (it compares with the CONFIG_DB snapshot taken at start, so a later
-/// `config interface mtu` would make it fire until the next restart).
+/// every admin-up port without a cable: scope it to ports that must be up). `mtu_mismatch`
+/// is, now that it compares with today's CONFIG_DB (#13): `config interface mtu` changes
+/// CONFIG_DB and then, through portmgrd, the kernel within its 60 s.
 pub fn default_rules() -> Vec<Rule> {
     let r = |name: &str, kind, severity, for_ms| Rule {
         name: name.into(),
@@ -108,6 +108,12 @@ pub fn default_rules() -> Vec<Rule> {
             "init_stall",
             Kind::InitStall { after_ms: 180_000 },
             Severity::Critical,
+            0,
+        ),
+        r(
+            "mtu_mismatch",
+            Kind::MtuMismatch { after_ms: 60_000 },
+            Severity::Warning,
             0,
         ),
         r(
