@@ -112,21 +112,33 @@ async fn issue6_every_rule_kind_fires_and_resolves() {
     wait_alert(&mut w, &d, "init_stall", "-", "resolved").await;
     w.wait_pending("PortInitDone").await;
 
-    // resync: two Redis recoveries (each reconciles with a dump) within the window.
+    // resync: two Redis recoveries (each reconciles with a dump) within the window. A CLIENT
+    // KILL only makes a flush fail if it lands before the daemon's connection notices, so
+    // each recovery kills and writes until a write has failed (issue #12 item 7).
+    let mut mtu = 9100;
     for i in 0..2 {
-        let _: i64 = q(
-            &mut w.config,
-            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"),
-        )
-        .await;
-        w.ns.ip(&[
-            "link",
-            "set",
-            "Ethernet4",
-            "mtu",
-            if i == 0 { "9000" } else { "9100" },
-        ]);
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let failed = d.count_log("redis write failed");
+        while d.count_log("redis write failed") == failed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no flush failed after CLIENT KILLs\n{}",
+                d.log_text()
+            );
+            let _: i64 = q(
+                &mut w.config,
+                redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"),
+            )
+            .await;
+            mtu = if mtu == 9100 { 9000 } else { 9100 };
+            w.ns.ip(&["link", "set", "Ethernet4", "mtu", &mtu.to_string()]);
+            w.wait_row("Ethernet4", sdb("down", "down", mtu)).await;
+        }
         d.wait_log(&format!("resync #{} complete", i + 1)).await;
+    }
+    if mtu != 9100 {
+        w.ns.ip(&["link", "set", "Ethernet4", "mtu", "9100"]);
+        w.wait_row("Ethernet4", sdb("down", "down", 9100)).await;
     }
     wait_alert(&mut w, &d, "resync", "-", "firing").await;
     wait_alert(&mut w, &d, "resync", "-", "resolved").await;
