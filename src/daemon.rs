@@ -14,7 +14,7 @@ use crate::logging::{LogControl, LogTarget};
 use crate::metrics::Metrics;
 use crate::netlink::LinkSocket;
 use crate::notify::Notifier;
-use crate::outbox::{Backoff, Flush, Outbox};
+use crate::outbox::{Backoff, Flush, FlushReply, Outbox};
 use crate::port::PortSync;
 use crate::resync::Resync;
 use crate::startup::{self, Started};
@@ -33,7 +33,7 @@ mod outputs;
 mod shutdown;
 
 /// A finished flush: what was sent, when its oldest message arrived, and what Redis said.
-type FlushDone = (Flush, Option<Instant>, redis::RedisResult<Vec<bool>>);
+type FlushDone = (Flush, Option<Instant>, redis::RedisResult<FlushReply>);
 type Inflight = Pin<Box<dyn Future<Output = FlushDone>>>;
 
 /// Build the runtime and run the daemon until SIGTERM/SIGINT.
@@ -110,7 +110,7 @@ impl Loop {
         let mut resync = Resync::default();
         resync.request(s.sock.drops().unwrap_or(0));
         let settings_alerts = settings.alerts.clone();
-        Loop {
+        let mut l = Loop {
             store: s.store,
             sock: s.sock,
             sync: s.sync,
@@ -135,7 +135,17 @@ impl Loop {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+        };
+        // Start-up's unreadable CONFIG_DB keys were logged and skipped; count them. Its
+        // failed APPL_DB sets are retried from here, each on its own backoff.
+        for (_, e) in &s.unreadable {
+            l.counters.key_error(&e.reason);
         }
+        for (key, fvs, e) in s.failed_sets {
+            let note = l.outbox.park_appl(key, fvs, e, 0);
+            l.on_key_note(note);
+        }
+        l
     }
 
     /// The one-line status for systemd (`systemctl status`) and the periodic heartbeat.
@@ -206,6 +216,15 @@ impl Loop {
             // its way, so the write is not on the event-to-Redis path.
             crate::logging::flush();
             let retry_at = self.retry_at;
+            // A key parked after an error reply wakes the loop when its backoff ends (only
+            // when a flush could start then, so it never spins).
+            let key_due = match (&inflight, retry_at) {
+                (None, None) => self
+                    .outbox
+                    .next_due()
+                    .map(|ms| self.started + Duration::from_millis(ms)),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
@@ -233,6 +252,7 @@ impl Loop {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                _ = tokio::time::sleep_until(key_due.unwrap_or_else(Instant::now)), if key_due.is_some() => {}
             }
         }
         crate::logging::set_buffering(false);

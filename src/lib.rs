@@ -16,6 +16,7 @@ pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
 pub mod fuzzing; // entry points shared by the fuzz targets and the corpus replay test
 pub mod health; // `portsyncd health`: checks and exit codes
+pub mod keyretry; // per-key retry after an error reply: backoff and log rate limit (pure)
 pub mod lab; // `portsyncd lab`: the self-contained demo
 pub mod logging; // log targets, SONiC level names, live level changes
 mod logsink; // line formats (terminal, journald, syslog) and writers

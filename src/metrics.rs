@@ -175,6 +175,17 @@ impl Metrics {
             "Port updates dropped because APPL_DB had no PORT_TABLE row",
             c.gate_misses,
         );
+        let reasons: Vec<(Labels, u64)> = c
+            .key_errors
+            .iter()
+            .map(|(r, n)| (vec![("reason", r.clone())], *n))
+            .collect();
+        counter_family(
+            &mut reg,
+            "portsyncd_key_errors",
+            "Error replies to single commands, by the reply's first word (each key is retried on its own)",
+            &reasons,
+        );
         reg.register(
             "portsyncd_flush_ports",
             "Ports per Redis flush",

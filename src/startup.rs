@@ -23,6 +23,10 @@ pub struct Started {
     pub switch_type: String,
     /// CONFIG_DB `mtu` per configured port (for the mtu_mismatch alert).
     pub config_mtu: rustc_hash::FxHashMap<String, u32>,
+    /// CONFIG_DB `PORT|x` keys that could not be read (logged, skipped, not counted).
+    pub unreadable: Vec<(String, crate::keyretry::KeyError)>,
+    /// APPL_DB sets that got an error reply; the loop retries them.
+    pub failed_sets: crate::store::FailedSets,
 }
 
 /// Connect to the three databases, waiting for Redis to come up; logs at most every 30 s.
@@ -140,10 +144,11 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
     info!("Listen to link messages...");
 
     info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
-    let ports = store
+    let crate::store::ConfigPorts { ports, unreadable } = store
         .config_ports()
         .await
         .map_err(redis_err("reading CONFIG_DB PORT"))?;
+    let mut failed_sets = Vec::new();
     if ports.is_empty() {
         info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
@@ -172,10 +177,11 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
             .collect();
         let count = sets.len().to_string().into_bytes();
         sets.push(("PortConfigDone".into(), vec![(b"count".to_vec(), count)]));
-        store
+        let failures = store
             .producer_sets(&sets)
             .await
             .map_err(redis_err("writing APPL_DB PORT_TABLE"))?;
+        failed_sets = crate::store::failed_sets(sets, failures);
 
         let mut awaited: Vec<String> = sync.expected().map(str::to_owned).collect();
         awaited.sort(); // the C++ daemon prunes in sorted order
@@ -204,6 +210,8 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         warm,
         switch_type,
         config_mtu,
+        unreadable,
+        failed_sets,
     })
 }
 

@@ -1,22 +1,62 @@
 //! SONiC's tables over Redis: one reconnecting connection per database (APPL, CONFIG, STATE),
 //! the ProducerStateTable script (loaded once, EVALSHA, reloaded on NOSCRIPT), and the flush
 //! that turns one loop turn's `Batch` into two pipelines: the APPL_DB gate checks, then the
-//! STATE_DB writes (plus `PortInitDone` when due). Errors are returned to the loop, which keeps
-//! the batch and retries; nothing here gives up on a write.
+//! STATE_DB writes (plus retried APPL_DB sets and `PortInitDone` when due). Pipelines run with
+//! redis-rs's `ignore_errors()`, so an error reply answers only its own command (a
+//! `Value::ServerError` in the reply array) and is reported per key; a connection-level error
+//! fails the whole request and is returned to the loop, which keeps the batch and retries.
+//! Nothing here gives up on a write.
 
 use crate::batch::{plan, Batch, StateWrite};
 use crate::dbconfig::{DbLocation, SonicDbs};
+use crate::keyretry::KeyError;
+use crate::outbox::{Flush, FlushReply, Target, PORT_INIT_DONE};
 use crate::pst::{self, PORT_TABLE};
 use crate::requests::{two_in_flight, Key, STREAM_CHUNK};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult};
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Value,
+};
 use std::time::Duration;
+use tracing::error;
 
 /// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
 pub const HEALTH_TABLE: &str = "PORTSYNCD_HEALTH_TABLE";
 
 /// Field/value pairs as Redis returned them (binary-safe).
 pub type Fvs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An error reply, as the reason (its first word) and the rest.
+pub fn key_error(e: &redis::ServerError) -> KeyError {
+    KeyError {
+        reason: e.code().to_owned(),
+        detail: e.details().unwrap_or("").to_owned(),
+    }
+}
+
+/// CONFIG_DB `PORT|*` as start-up reads it: the readable ports, and the keys that got an
+/// error reply (skipped: not published, not counted, not awaited).
+#[derive(Debug, Default)]
+pub struct ConfigPorts {
+    pub ports: Vec<(String, Fvs)>,
+    pub unreadable: Vec<(String, KeyError)>,
+}
+
+/// Start-up sets that got an error reply, with the reply (the loop retries them).
+pub type FailedSets = Vec<(String, Fvs, KeyError)>;
+
+/// The sets of `sets` that `failures` (index, error) names, in order.
+pub fn failed_sets(sets: Vec<(String, Fvs)>, failures: Vec<(usize, KeyError)>) -> FailedSets {
+    let mut out = Vec::with_capacity(failures.len());
+    let mut failures = failures.into_iter().peekable();
+    for (i, (key, fvs)) in sets.into_iter().enumerate() {
+        if failures.peek().is_some_and(|(j, _)| *j == i) {
+            let (_, e) = failures.next().expect("peeked");
+            out.push((key, fvs, e));
+        }
+    }
+    out
+}
 
 fn conn_info(db: &DbLocation, resp3: bool) -> ConnectionInfo {
     let mut redis = RedisConnectionInfo::default()
@@ -129,54 +169,91 @@ impl Store {
         cmd.query_async::<i64>(con).await.map(drop)
     }
 
-    /// CONFIG_DB `PORT|*`: names in KEYS order, each with its fields in HGETALL order.
-    pub async fn config_ports(&mut self) -> RedisResult<Vec<(String, Fvs)>> {
+    /// CONFIG_DB `PORT|*`: names in KEYS order, each with its fields in HGETALL order. A key
+    /// whose HGETALL gets an error reply (not a hash) is logged and reported in `unreadable`.
+    pub async fn config_ports(&mut self) -> RedisResult<ConfigPorts> {
         let prefix = self.dbs.config.key("PORT", "");
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{prefix}*"))
             .query_async(&mut self.config)
             .await?;
-        let all: Vec<Fvs> = two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), |chunk| {
+        let all: Vec<Value> = two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), |chunk| {
             let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             for k in chunk {
                 pipe.cmd("HGETALL").arg(k);
             }
             pipe
         })
         .await?;
-        Ok(keys
-            .into_iter()
-            .zip(all)
-            .map(|(k, fvs)| (k[prefix.len()..].to_owned(), fvs))
+        let mut out = ConfigPorts::default();
+        for (k, v) in keys.into_iter().zip(all) {
+            let name = k[prefix.len()..].to_owned();
+            match v {
+                Value::ServerError(e) => {
+                    let e = key_error(&e);
+                    error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {k}: {} {}: skipped (not published, not counted in PortConfigDone)", e.reason, e.detail);
+                    out.unreadable.push((name, e));
+                }
+                v => match redis::from_redis_value::<Fvs>(v) {
+                    Ok(fvs) => out.ports.push((name, fvs)),
+                    Err(e) => {
+                        let e = KeyError {
+                            reason: "UNEXPECTED".into(),
+                            detail: e.to_string(),
+                        };
+                        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {k}: {}: skipped (not published, not counted in PortConfigDone)", e.detail);
+                        out.unreadable.push((name, e));
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// ProducerStateTable sets into APPL_DB `PORT_TABLE`, in order, as one pipeline. Returns
+    /// the sets that got an error reply (index into `sets`, reply), in order; the others
+    /// landed. Sets answered NOSCRIPT are sent again once the script is reloaded.
+    pub async fn producer_sets(
+        &mut self,
+        sets: &[(String, Fvs)],
+    ) -> RedisResult<Vec<(usize, KeyError)>> {
+        if sets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut replies = self.producer_pipe(sets).await?;
+        let noscript = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript));
+        if replies.iter().any(noscript) {
+            self.load_scripts().await?;
+            let again: Vec<usize> = (0..replies.len())
+                .filter(|&i| noscript(&replies[i]))
+                .collect();
+            let resend: Vec<(String, Fvs)> = again.iter().map(|&i| sets[i].clone()).collect();
+            for (i, v) in again.into_iter().zip(self.producer_pipe(&resend).await?) {
+                replies[i] = v;
+            }
+        }
+        Ok(replies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| match v {
+                Value::ServerError(e) => Some((i, key_error(e))),
+                _ => None,
+            })
             .collect())
     }
 
-    /// ProducerStateTable sets into APPL_DB `PORT_TABLE`, in order, as one pipeline.
-    pub async fn producer_sets(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
-        if sets.is_empty() {
-            return Ok(());
-        }
-        let result = self.producer_pipe(sets).await;
-        match result {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.load_scripts().await?;
-                self.producer_pipe(sets).await
-            }
-            other => other,
-        }
-    }
-
-    async fn producer_pipe(&mut self, sets: &[(String, Fvs)]) -> RedisResult<()> {
+    async fn producer_pipe(&mut self, sets: &[(String, Fvs)]) -> RedisResult<Vec<Value>> {
         let (sha, db) = (&self.set_sha, &self.dbs.appl);
-        let _: Vec<redis::Value> = two_in_flight(&self.appl, sets.chunks(STREAM_CHUNK), |chunk| {
+        two_in_flight(&self.appl, sets.chunks(STREAM_CHUNK), |chunk| {
             let mut pipe = redis::Pipeline::with_capacity(chunk.len());
+            pipe.ignore_errors();
             for (key, fvs) in chunk {
                 pipe.add_command(pst::set_cmd(sha, db, PORT_TABLE, key, fvs));
             }
             pipe
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Which of `ports` have an APPL_DB `PORT_TABLE` row with `admin_status` (cold-start pruning).
@@ -193,15 +270,13 @@ impl Store {
         pipe.query_async(&mut self.appl).await
     }
 
-    /// Send one batch: gate-check the ports it sets (APPL_DB `EXISTS PORT_TABLE:<p>` in one
-    /// script call, at flush time, never cached), then its STATE_DB writes, then `PortInitDone` if `init`.
-    /// Returns, per batch entry in order, whether its set passed the gate and was written.
-    pub async fn flush(
-        &mut self,
-        batch: &Batch,
-        init: bool,
-        rows: &[crate::outbox::Row],
-    ) -> RedisResult<Vec<bool>> {
+    /// Send one flush: gate-check the ports its batch sets or probes (APPL_DB
+    /// `EXISTS PORT_TABLE:<p>` in one script call, at flush time, never cached), then its
+    /// STATE_DB writes, then its APPL_DB sets and `PortInitDone` if `init`. Returns, per batch
+    /// entry in order, whether its gate passed, and the commands that got an error reply. An
+    /// error reply to the gate itself (one command for the whole flush) fails the flush.
+    pub async fn flush(&mut self, flush: &Flush) -> RedisResult<FlushReply> {
+        let batch = &flush.batch;
         let mut exists: Vec<bool> = Vec::new();
         let gated = batch.gated().count();
         if gated > 0 {
@@ -223,25 +298,63 @@ impl Store {
             }
             exists = found.iter().map(|&b| b == b'1').collect();
         }
-        // `plan` asks about each entry with a set exactly once, in batch order: the gated order.
-        let mut gate = exists.iter().copied();
-        let written: Vec<bool> = batch
+        // `plan` asks about each gated entry exactly once, in batch order: the gated order.
+        let mut answers = exists.iter().copied();
+        let gate: Vec<bool> = batch
             .iter()
-            .map(|(_, op)| op.set.is_some() && gate.next().unwrap_or(false))
+            .map(|(n, op)| {
+                (op.set.is_some() || batch.is_probe(n)) && answers.next().unwrap_or(false)
+            })
             .collect();
-        let mut gate = exists.iter().copied();
-        let writes = plan(batch, |_| gate.next().unwrap_or(false));
+        let mut answers = exists.iter().copied();
+        let writes = plan(batch, |_| answers.next().unwrap_or(false));
+        let mut errors = Vec::new();
+        let rows = &flush.rows;
         if !writes.is_empty() || !rows.is_empty() {
-            state_pipeline(&self.dbs.state, &writes, rows)
-                .query_async::<()>(&mut self.state)
-                .await?;
+            let mut pipe = state_pipeline(&self.dbs.state, &writes, rows);
+            pipe.ignore_errors();
+            let replies: Vec<Value> = pipe.query_async(&mut self.state).await?;
+            if replies.iter().any(|v| matches!(v, Value::ServerError(_))) {
+                // The pipeline's commands: rows, then per entry its DEL and its gated HSET.
+                let targets =
+                    (0..rows.len())
+                        .map(Target::Row)
+                        .chain(batch.iter().enumerate().flat_map(|(i, (_, op))| {
+                            let del = op.delete.then_some(Target::PortDel(i));
+                            let set = (op.set.is_some() && gate[i]).then_some(Target::PortSet(i));
+                            del.into_iter().chain(set)
+                        }));
+                for (t, v) in targets.zip(&replies) {
+                    if let Value::ServerError(e) = v {
+                        errors.push((t, key_error(e)));
+                    }
+                }
+            }
         }
-        if init {
-            let fvs = vec![(b"lanes".to_vec(), b"0".to_vec())];
-            self.producer_sets(&[("PortInitDone".to_owned(), fvs)])
-                .await?;
+        if flush.init || !flush.appl.is_empty() {
+            let init = (
+                PORT_INIT_DONE.to_owned(),
+                vec![(b"lanes".to_vec(), b"0".to_vec())],
+            );
+            let sets: Vec<(String, Fvs)> = if flush.appl.is_empty() {
+                vec![init]
+            } else {
+                let mut v = flush.appl.clone();
+                if flush.init {
+                    v.push(init);
+                }
+                v
+            };
+            for (i, e) in self.producer_sets(&sets).await? {
+                let t = if i < flush.appl.len() {
+                    Target::Appl(i)
+                } else {
+                    Target::Init
+                };
+                errors.push((t, e));
+            }
         }
-        Ok(written)
+        Ok(FlushReply { gate, errors })
     }
 }
 
@@ -277,8 +390,8 @@ pub fn state_pipeline(
     writes: &[StateWrite<'_>],
     rows: &[crate::outbox::Row],
 ) -> redis::Pipeline {
-    // Replies are read and dropped (`query_async::<()>`) rather than marked `ignore()`, which
-    // costs a hash-set insert per command.
+    // Every reply is kept (none marked `ignore()`, which costs a hash-set insert per
+    // command): the flush maps error replies back to their keys.
     let mut pipe = redis::Pipeline::with_capacity(rows.len() + writes.len());
     for (key, fields) in rows {
         let mut cmd = redis::cmd("HSET");

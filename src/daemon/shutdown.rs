@@ -1,6 +1,7 @@
 //! Shutdown, an input of the loop like any other: read what the kernel already queued, stop
 //! reading, flush what is pending within `shutdown_flush_ms`, write the `stopped` heartbeat
-//! row, and report (exit 75) writes that could not be flushed.
+//! row, and report (exit 75) writes that could not be flushed (keys still answered with error
+//! replies included: they are retried on their own backoff until the deadline).
 
 use super::{Inflight, Loop};
 use crate::error::{Error, Result};
@@ -28,7 +29,20 @@ impl Loop {
             if inflight.is_none() {
                 inflight = self.launch();
             }
-            let Some(f) = inflight.take() else { break };
+            let Some(f) = inflight.take() else {
+                // Keys parked after an error reply get their retries until the deadline.
+                match self.outbox.next_due() {
+                    Some(ms) => {
+                        let due = self.started + Duration::from_millis(ms);
+                        if due <= Instant::now() || Instant::now() >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.min(deadline)).await;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
             match tokio::time::timeout_at(deadline, f).await {
                 Ok(done) => {
                     if let (_, _, Err(e)) = &done {
@@ -71,8 +85,14 @@ impl Loop {
         if self.outbox.idle() {
             Ok(())
         } else {
+            if self.outbox.failing() > 0 {
+                last_err = format!(
+                    "{} key(s) still answered with error replies",
+                    self.outbox.failing()
+                );
+            }
             Err(Error::Flush {
-                pending: self.outbox.pending_len().max(1),
+                pending: (self.outbox.pending_len() + self.outbox.failing()).max(1),
                 secs: limit.as_secs_f64(),
                 reason: last_err,
             })
