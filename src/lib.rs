@@ -5,6 +5,7 @@
 
 pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
 pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
+pub mod backoff; // capped, jittered backoff for whole-flush retries (pure)
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
 pub mod cli; // command-line definition
 pub mod config; // TOML settings + flags, validated once
@@ -14,6 +15,7 @@ pub mod daemon; // the event loop: one select! over netlink, Redis completions, 
 pub mod dbconfig; // database_config.json → socket, id, separator per DB
 pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
+pub mod flush; // one Flush → gate, STATE_DB pipeline, APPL_DB sets; error replies per key
 pub mod fuzzing; // entry points shared by the fuzz targets and the corpus replay test
 pub mod health; // `portsyncd health`: checks and exit codes
 pub mod keyretry; // per-key retry after an error reply: backoff and log rate limit (pure)

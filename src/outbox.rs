@@ -10,8 +10,9 @@
 use crate::batch::{Batch, PortOp};
 use crate::keyretry::{KeyError, KeyId, KeyRetry, Note};
 use crate::store::Fvs;
+
+pub use crate::backoff::Backoff;
 use rustc_hash::FxHashMap;
-use std::time::Duration;
 
 /// A STATE_DB row of our own (alerts): key and fields, latest write wins.
 pub type Row = (String, Vec<(&'static str, String)>);
@@ -387,32 +388,6 @@ impl Outbox {
             }
         }
         self.reconcile = true;
-    }
-}
-
-/// Capped exponential backoff with jitter, for retrying Redis.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    cur: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, cur: min }
-    }
-
-    /// The next delay; `entropy` spreads retries of several daemons (any varying number).
-    pub fn next(&mut self, entropy: u64) -> Duration {
-        let base = self.cur;
-        self.cur = (self.cur * 2).min(self.max);
-        let jitter_us = (base.as_micros() as u64 / 4).max(1);
-        base + Duration::from_micros(entropy % jitter_us)
-    }
-
-    pub fn reset(&mut self) {
-        self.cur = self.min;
     }
 }
 

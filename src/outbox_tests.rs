@@ -291,17 +291,3 @@ fn issue11_rows_are_retried_and_a_newer_row_wins() {
     assert_eq!(o.settle(f, &r, 1, 0).notes.len(), 1, "healed");
     assert!(o.idle());
 }
-
-#[test]
-fn backoff_doubles_to_the_cap() {
-    let mut b = Backoff::new(Duration::from_millis(50), Duration::from_millis(300));
-    let d: Vec<u128> = (0..5).map(|_| b.next(0).as_millis()).collect();
-    assert_eq!(d, [50, 100, 200, 300, 300]);
-    let j = b.next(7_000);
-    assert!(
-        j >= Duration::from_millis(300) && j < Duration::from_millis(375),
-        "{j:?}"
-    );
-    b.reset();
-    assert_eq!(b.next(0), Duration::from_millis(50));
-}

@@ -1,18 +1,15 @@
 //! SONiC's tables over Redis: one reconnecting connection per database (APPL, CONFIG, STATE),
-//! the ProducerStateTable script (loaded once, EVALSHA, reloaded on NOSCRIPT), and the flush
-//! that turns one loop turn's `Batch` into two pipelines: the APPL_DB gate checks, then the
-//! STATE_DB writes (plus retried APPL_DB sets and `PortInitDone` when due). Pipelines run with
+//! the ProducerStateTable script (loaded once, EVALSHA, reloaded on NOSCRIPT), and start-up's
+//! reads and sets (the flush itself is in `flush.rs`). Pipelines run with
 //! redis-rs's `ignore_errors()`, so an error reply answers only its own command (a
 //! `Value::ServerError` in the reply array) and is reported per key; a connection-level error
 //! fails the whole request and is returned to the loop, which keeps the batch and retries.
 //! Nothing here gives up on a write.
 
-use crate::batch::{plan, Batch, StateWrite};
 use crate::dbconfig::{DbLocation, SonicDbs};
 use crate::keyretry::KeyError;
-use crate::outbox::{Flush, FlushReply, Target, PORT_INIT_DONE};
 use crate::pst::{self, PORT_TABLE};
-use crate::requests::{two_in_flight, Key, STREAM_CHUNK};
+use crate::requests::{two_in_flight, STREAM_CHUNK};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Value,
@@ -106,8 +103,8 @@ pub struct Store {
     pub appl: ConnectionManager,
     pub config: ConnectionManager,
     pub state: ConnectionManager,
-    set_sha: String,
-    gate_sha: String,
+    pub(crate) set_sha: String,
+    pub(crate) gate_sha: String,
 }
 
 impl Store {
@@ -269,160 +266,6 @@ impl Store {
         }
         pipe.query_async(&mut self.appl).await
     }
-
-    /// Send one flush: gate-check the ports its batch sets or probes (APPL_DB
-    /// `EXISTS PORT_TABLE:<p>` in one script call, at flush time, never cached), then its
-    /// STATE_DB writes, then its APPL_DB sets and `PortInitDone` if `init`. Returns, per batch
-    /// entry in order, whether its gate passed, and the commands that got an error reply. An
-    /// error reply to the gate itself (one command for the whole flush) fails the flush.
-    pub async fn flush(&mut self, flush: &Flush) -> RedisResult<FlushReply> {
-        let batch = &flush.batch;
-        let mut exists: Vec<bool> = Vec::new();
-        let gated = batch.gated().count();
-        if gated > 0 {
-            let found = match self.gate(batch, gated).await {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    self.load_scripts().await?;
-                    self.gate(batch, gated).await?
-                }
-                other => other?,
-            };
-            if found.len() != gated {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "gate script",
-                    format!("{} answers for {gated} ports", found.len()),
-                )));
-            }
-            exists = found.iter().map(|&b| b == b'1').collect();
-        }
-        // `plan` asks about each gated entry exactly once, in batch order: the gated order.
-        let mut answers = exists.iter().copied();
-        let gate: Vec<bool> = batch
-            .iter()
-            .map(|(n, op)| {
-                (op.set.is_some() || batch.is_probe(n)) && answers.next().unwrap_or(false)
-            })
-            .collect();
-        let mut answers = exists.iter().copied();
-        let writes = plan(batch, |_| answers.next().unwrap_or(false));
-        let mut errors = Vec::new();
-        let rows = &flush.rows;
-        if !writes.is_empty() || !rows.is_empty() {
-            let mut pipe = state_pipeline(&self.dbs.state, &writes, rows);
-            pipe.ignore_errors();
-            let replies: Vec<Value> = pipe.query_async(&mut self.state).await?;
-            if replies.iter().any(|v| matches!(v, Value::ServerError(_))) {
-                // The pipeline's commands: rows, then per entry its DEL and its gated HSET.
-                let targets =
-                    (0..rows.len())
-                        .map(Target::Row)
-                        .chain(batch.iter().enumerate().flat_map(|(i, (_, op))| {
-                            let del = op.delete.then_some(Target::PortDel(i));
-                            let set = (op.set.is_some() && gate[i]).then_some(Target::PortSet(i));
-                            del.into_iter().chain(set)
-                        }));
-                for (t, v) in targets.zip(&replies) {
-                    if let Value::ServerError(e) = v {
-                        errors.push((t, key_error(e)));
-                    }
-                }
-            }
-        }
-        if flush.init || !flush.appl.is_empty() {
-            let init = (
-                PORT_INIT_DONE.to_owned(),
-                vec![(b"lanes".to_vec(), b"0".to_vec())],
-            );
-            let sets: Vec<(String, Fvs)> = if flush.appl.is_empty() {
-                vec![init]
-            } else {
-                let mut v = flush.appl.clone();
-                if flush.init {
-                    v.push(init);
-                }
-                v
-            };
-            for (i, e) in self.producer_sets(&sets).await? {
-                let t = if i < flush.appl.len() {
-                    Target::Appl(i)
-                } else {
-                    Target::Init
-                };
-                errors.push((t, e));
-            }
-        }
-        Ok(FlushReply { gate, errors })
-    }
 }
 
-/// The APPL_DB gate for a whole flush in one command: `EXISTS` on each `PORT_TABLE:<p>` key,
-/// answered as one string of `0`/`1`, one character per key. Against a pipeline of `EXISTS`
-/// commands this saves the daemon a command to encode and a reply to parse per port, and
-/// Redis a command to read; the checks are the same reads at the same moment.
-pub const GATE_SCRIPT: &str = "\
-local found = {}
-for i, key in ipairs(KEYS) do
-    found[i] = redis.call('EXISTS', key) == 1 and '1' or '0'
-end
-return table.concat(found)
-";
-
-impl Store {
-    /// `EVALSHA <gate> n PORT_TABLE:<p>…` for the ports of `batch` whose op sets the row.
-    async fn gate(&mut self, batch: &Batch, gated: usize) -> RedisResult<Vec<u8>> {
-        let mut cmd = redis::Cmd::with_capacity(gated + 3, 64 + 32 * gated);
-        cmd.arg("EVALSHA").arg(&self.gate_sha).arg(gated);
-        for p in batch.gated() {
-            cmd.arg(Key::new(&self.dbs.appl, PORT_TABLE, p));
-        }
-        cmd.query_async(&mut self.appl).await
-    }
-}
-
-/// The STATE_DB pipeline of a flush: our alert rows, then per port a `DEL` and/or the one
-/// 4-field `HSET PORT_TABLE|<p> state ok netdev_oper_status … admin_status … mtu …` in the C++
-/// field order. Pure, so the benches measure the same encoding.
-pub fn state_pipeline(
-    state: &DbLocation,
-    writes: &[StateWrite<'_>],
-    rows: &[crate::outbox::Row],
-) -> redis::Pipeline {
-    // Every reply is kept (none marked `ignore()`, which costs a hash-set insert per
-    // command): the flush maps error replies back to their keys.
-    let mut pipe = redis::Pipeline::with_capacity(rows.len() + writes.len());
-    for (key, fields) in rows {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(key);
-        for (f, v) in fields {
-            cmd.arg(*f).arg(v);
-        }
-        pipe.add_command(cmd);
-    }
-    for w in writes {
-        match *w {
-            StateWrite::Del(p) => {
-                let mut cmd = redis::Cmd::with_capacity(2, 48);
-                cmd.arg("DEL").arg(Key::new(state, PORT_TABLE, p));
-                pipe.add_command(cmd);
-            }
-            StateWrite::Set(p, s) => {
-                let mut cmd = redis::Cmd::with_capacity(10, 128);
-                cmd.arg("HSET")
-                    .arg(Key::new(state, PORT_TABLE, p))
-                    .arg("state")
-                    .arg("ok")
-                    .arg("netdev_oper_status")
-                    .arg(s.oper_str())
-                    .arg("admin_status")
-                    .arg(s.admin_str())
-                    .arg("mtu")
-                    .arg(s.mtu);
-                pipe.add_command(cmd);
-            }
-        }
-    }
-    pipe
-}
+pub use crate::flush::{state_pipeline, GATE_SCRIPT};
