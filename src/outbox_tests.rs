@@ -291,3 +291,103 @@ fn issue11_rows_are_retried_and_a_newer_row_wins() {
     assert_eq!(o.settle(f, &r, 1, 0).notes.len(), 1, "healed");
     assert!(o.idle());
 }
+
+/// Random link ops, flushes whose commands randomly get error replies, and time passing:
+/// once Redis stops answering with errors and the outbox drains, the model STATE_DB holds
+/// each port's latest state (a retried key never overwrote a newer one, DEL/SET order held).
+mod property {
+    use super::*;
+    use crate::batch::{plan, StateWrite};
+    use crate::event::PortState;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const NAMES: [&str; 3] = ["Ethernet0", "Ethernet4", "Ethernet8"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(usize, u32),
+        Del(usize),
+        /// Take a flush and settle it; bit k of the mask fails the flush's k-th command.
+        Flush(u8),
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, 1..1000u32).prop_map(|(i, m)| Op::Set(i, m)),
+            (0..3usize).prop_map(Op::Del),
+            any::<u8>().prop_map(Op::Flush),
+            (0..3_000u64).prop_map(Op::Wait),
+        ]
+    }
+
+    fn state(mtu: u32) -> PortState {
+        PortState { mtu, ..UP }
+    }
+
+    /// Send one flush to the model DB; commands whose mask bit is set fail.
+    fn flush(o: &mut Outbox, db: &mut BTreeMap<String, u32>, now: u64, mask: u8) {
+        let Some(f) = o.take_at(2, now) else { return };
+        let writes = plan(&f.batch, |_| true);
+        let mut errors = Vec::new();
+        let index = |n: &str| f.batch.iter().position(|(m, _)| m == n).unwrap();
+        for (k, w) in writes.iter().enumerate() {
+            let failed = mask & (1 << (k % 8)) != 0;
+            let e = KeyError {
+                reason: "WRONGTYPE".into(),
+                detail: String::new(),
+            };
+            match *w {
+                StateWrite::Del(n) if failed => errors.push((Target::PortDel(index(n)), e)),
+                StateWrite::Set(n, _) if failed => errors.push((Target::PortSet(index(n)), e)),
+                StateWrite::Del(n) => {
+                    db.remove(n);
+                }
+                StateWrite::Set(n, s) => {
+                    db.insert(n.to_owned(), s.mtu);
+                }
+            }
+        }
+        let reply = FlushReply {
+            gate: vec![true; f.batch.len()],
+            errors,
+        };
+        o.settle(f, &reply, now, 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn issue11_retried_keys_never_overwrite_newer_states(ops in prop::collection::vec(op(), 1..60)) {
+            let mut o = Outbox::default();
+            let mut db = BTreeMap::new();
+            let mut want: BTreeMap<String, u32> = BTreeMap::new();
+            let mut now = 0;
+            for op in ops {
+                match op {
+                    Op::Set(i, m) => {
+                        o.pending_mut().set(NAMES[i], state(m));
+                        want.insert(NAMES[i].into(), m);
+                    }
+                    Op::Del(i) => {
+                        o.pending_mut().delete(NAMES[i]);
+                        want.remove(NAMES[i]);
+                    }
+                    Op::Flush(mask) => flush(&mut o, &mut db, now, mask),
+                    Op::Wait(ms) => now += ms,
+                }
+            }
+            // Redis heals: flush until nothing is left.
+            for _ in 0..100 {
+                if o.idle() {
+                    break;
+                }
+                now += 10_000;
+                flush(&mut o, &mut db, now, 0);
+            }
+            prop_assert!(o.idle());
+            prop_assert_eq!(db, want);
+        }
+    }
+}
