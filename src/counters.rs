@@ -36,6 +36,11 @@ pub struct Counters {
     pub state_sets: u64,
     pub state_dels: u64,
     pub gate_misses: u64,
+    /// Link messages and dumped links skipped because they could not be decoded (e.g. a name
+    /// that is not UTF-8), start-up included.
+    pub undecodable_links: u64,
+    /// Times swss restarted cold under this daemon and the cold sequence ran again.
+    pub swss_restarts: u64,
     /// Error replies to single commands (the key is retried on its own), by the reply's first
     /// word (`WRONGTYPE`, `OOM` …); at most `KEY_ERROR_REASONS` reasons, then `other`.
     pub key_errors: std::collections::BTreeMap<String, u64>,

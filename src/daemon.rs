@@ -17,6 +17,7 @@ use crate::notify::Notifier;
 use crate::outbox::{Backoff, Flush, FlushReply, Outbox};
 use crate::port::PortSync;
 use crate::resync::Resync;
+use crate::startmode::{Mode, SwssWatch};
 use crate::startup::{self, Started};
 use crate::store::{self, Store};
 use std::future::Future;
@@ -28,6 +29,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+mod cfgwatch;
+mod follow;
 mod inputs;
 mod outputs;
 mod shutdown;
@@ -101,6 +104,18 @@ struct Loop {
     /// STATE_DB rows written since the heap was last trimmed.
     written_since_trim: usize,
     started_wall_ms: u64,
+    mode: Mode,
+    switch_type: String,
+    /// When to look for swss having restarted (`PortConfigDone` gone).
+    watch: SwssWatch,
+    /// A `PortConfigDone` check or a re-publication in progress.
+    swss_task: Option<follow::SwssTask>,
+    /// The live CONFIG_DB `PORT|*` view, the ports notifications named, the Redis task
+    /// reading or writing for it, and heartbeats since the last full re-read.
+    cfg: crate::cfgview::CfgView,
+    cfg_dirty: rustc_hash::FxHashSet<String>,
+    cfg_task: Option<cfgwatch::CfgTask>,
+    cfg_ticks: u32,
 }
 
 impl Loop {
@@ -110,16 +125,29 @@ impl Loop {
         let mut resync = Resync::default();
         resync.request(s.sock.drops().unwrap_or(0));
         let settings_alerts = settings.alerts.clone();
+        let mut outbox = Outbox::default();
+        for name in &s.gone_rows {
+            info!("reattach: {name} has no netdev any more: removing it from state db");
+            outbox.pending_mut().delete(name);
+        }
+        let mut watch = SwssWatch::default();
+        if s.config_done_seen {
+            watch.arm();
+        }
+        let counters = Counters {
+            undecodable_links: s.undecodable,
+            ..Counters::default()
+        };
         let mut l = Loop {
             store: s.store,
             sock: s.sock,
             sync: s.sync,
             resync,
             resync_counts: false,
-            outbox: Outbox::default(),
+            outbox,
             retry_at: None,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
-            counters: Counters::default(),
+            counters,
             settings,
             config_file,
             log,
@@ -135,17 +163,27 @@ impl Loop {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            mode: s.mode,
+            switch_type: s.switch_type,
+            watch,
+            swss_task: None,
+            cfg: crate::cfgview::CfgView::new(s.configured, s.port_count),
+            cfg_dirty: Default::default(),
+            cfg_task: None,
+            cfg_ticks: 0,
         };
-        // Start-up's unreadable CONFIG_DB keys were logged and skipped; count them. Its
-        // failed APPL_DB sets are retried from here, each on its own backoff.
-        for (_, e) in &s.unreadable {
-            l.counters.key_error(&e.reason);
-        }
-        for (key, fvs, e) in s.failed_sets {
-            let note = l.outbox.park_appl(key, fvs, e, 0);
-            l.on_key_note(note);
-        }
+        // Start-up sets that got an error reply are retried from here, each on its own.
+        l.park_failed_sets(s.failed_sets);
         l
+    }
+
+    /// Park ProducerStateTable sets that got an error reply (start-up, swss restart): each is
+    /// reported and retried on its own backoff.
+    fn park_failed_sets(&mut self, sets: crate::store::FailedSets) {
+        for (key, fvs, e) in sets {
+            let note = self.outbox.park_appl(key, fvs, e, self.clock_ms());
+            self.on_key_note(note);
+        }
     }
 
     /// The one-line status for systemd (`systemctl status`) and the periodic heartbeat.
@@ -163,11 +201,13 @@ impl Loop {
             None => "none yet".into(),
         };
         format!(
-            "ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}, alerts firing {}",
+            "{} start, ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}, swss restarts {}, alerts firing {}",
+            self.mode.as_str(),
             up + down,
             self.sync.expected().count(),
             if self.sync.init_sent() { "sent" } else { "pending" },
             self.counters.resyncs,
+            self.counters.swss_restarts,
             self.alerts.firing().count()
         )
     }
@@ -175,6 +215,11 @@ impl Loop {
     async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
         let _logger_sub = self.subscribe_logger(log_tx).await;
+        let (appl_tx, mut appl_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _appl_sub = self.subscribe_appl(appl_tx).await;
+        let (cfg_tx, mut cfg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _cfg_sub = self.subscribe_config_ports(cfg_tx).await;
+        self.launch_cfg();
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         let listener = match self.settings.metrics_listen {
@@ -225,12 +270,26 @@ impl Loop {
                     .map(|ms| self.started + Duration::from_millis(ms)),
                 _ => None,
             };
+            let fast_checks = self.fast_checks();
+            let settles_at = self.cfg_settles_at();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => self.reload(),
                 Some(push) = log_rx.recv() => self.on_logger_change(push).await,
+                Some(push) = appl_rx.recv() => self.on_appl_push(push),
+                done = async { self.swss_task.as_mut().expect("guarded by the condition").await }, if self.swss_task.is_some() => {
+                    self.swss_task = None;
+                    self.on_swss_done(done);
+                }
+                _ = tokio::time::sleep(crate::startmode::FAST), if fast_checks => self.launch_check(),
+                Some(push) = cfg_rx.recv() => self.on_config_push(push),
+                done = async { self.cfg_task.as_mut().expect("guarded by the condition").await }, if self.cfg_task.is_some() => {
+                    self.cfg_task = None;
+                    self.on_cfg_done(done);
+                }
+                _ = tokio::time::sleep_until(settles_at.unwrap_or_else(Instant::now)), if settles_at.is_some() => self.launch_cfg(),
                 done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
                     inflight = None;
                     self.on_flushed(done);
@@ -241,6 +300,8 @@ impl Loop {
                 _ = tick.tick() => {
                     self.alert_tick();
                     self.heartbeat();
+                    self.launch_check();
+                    self.reread_config();
                 }
                 Ok((stream, _)) = async { listener.as_ref().expect("guarded by the condition").accept().await }, if listener.is_some() => {
                     tokio::spawn(crate::metrics::respond(stream, self.render_metrics()));
@@ -328,6 +389,8 @@ impl Loop {
             ("init_done", self.sync.init_sent().to_string()),
             ("resyncs", self.counters.resyncs.to_string()),
             ("flush_errors", self.counters.flush_errors.to_string()),
+            ("start_mode", self.mode.as_str().to_string()),
+            ("swss_restarts", self.counters.swss_restarts.to_string()),
         ]
     }
 

@@ -15,7 +15,6 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Value,
 };
 use std::time::Duration;
-use tracing::error;
 
 /// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
 pub const HEALTH_TABLE: &str = "PORTSYNCD_HEALTH_TABLE";
@@ -167,7 +166,7 @@ impl Store {
     }
 
     /// CONFIG_DB `PORT|*`: names in KEYS order, each with its fields in HGETALL order. A key
-    /// whose HGETALL gets an error reply (not a hash) is logged and reported in `unreadable`.
+    /// whose HGETALL gets an error reply (not a hash) is reported in `unreadable` instead.
     pub async fn config_ports(&mut self) -> RedisResult<ConfigPorts> {
         let prefix = self.dbs.config.key("PORT", "");
         let keys: Vec<String> = redis::cmd("KEYS")
@@ -187,21 +186,16 @@ impl Store {
         for (k, v) in keys.into_iter().zip(all) {
             let name = k[prefix.len()..].to_owned();
             match v {
-                Value::ServerError(e) => {
-                    let e = key_error(&e);
-                    error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {k}: {} {}: skipped (not published, not counted in PortConfigDone)", e.reason, e.detail);
-                    out.unreadable.push((name, e));
-                }
+                Value::ServerError(e) => out.unreadable.push((name, key_error(&e))),
                 v => match redis::from_redis_value::<Fvs>(v) {
                     Ok(fvs) => out.ports.push((name, fvs)),
-                    Err(e) => {
-                        let e = KeyError {
+                    Err(e) => out.unreadable.push((
+                        name,
+                        KeyError {
                             reason: "UNEXPECTED".into(),
                             detail: e.to_string(),
-                        };
-                        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {k}: {}: skipped (not published, not counted in PortConfigDone)", e.detail);
-                        out.unreadable.push((name, e));
-                    }
+                        },
+                    )),
                 },
             }
         }
