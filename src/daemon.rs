@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::counters::Counters;
 use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
+use crate::lease::{Lease, Renewal};
 use crate::logging::{LogControl, LogTarget};
 use crate::metrics::Metrics;
 use crate::netlink::LinkSocket;
@@ -101,6 +102,9 @@ struct Loop {
     /// STATE_DB rows written since the heap was last trimmed.
     written_since_trim: usize,
     started_wall_ms: u64,
+    lease: Lease,
+    /// Where a heartbeat task reports that another instance took the lease (set by `run`).
+    lease_lost: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Loop {
@@ -135,6 +139,8 @@ impl Loop {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            lease: s.lease,
+            lease_lost: None,
         }
     }
 
@@ -165,6 +171,9 @@ impl Loop {
     async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
         let _logger_sub = self.subscribe_logger(log_tx).await;
+        let (lease_tx, mut lease_rx) = tokio::sync::mpsc::unbounded_channel();
+        self.lease_lost = Some(lease_tx);
+        let mut lost = None;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         let listener = match self.settings.metrics_listen {
@@ -210,6 +219,11 @@ impl Loop {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
+                Some(holder) = lease_rx.recv() => {
+                    error!("writer lease lost, shutting down: now held by {holder}");
+                    lost = Some(holder);
+                    break;
+                }
                 _ = hup.recv() => self.reload(),
                 Some(push) = log_rx.recv() => self.on_logger_change(push).await,
                 done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
@@ -236,7 +250,7 @@ impl Loop {
             }
         }
         crate::logging::set_buffering(false);
-        self.shutdown(inflight).await
+        self.shutdown(inflight, lost).await
     }
 
     /// Keyspace notifications for CONFIG_DB `LOGGER|portsyncd` (what swssloglevel writes).
@@ -273,16 +287,20 @@ impl Loop {
     }
 
     /// The loop is alive: tell systemd (WATCHDOG=1, STATUS=) and write the heartbeat row that
-    /// `portsyncd health` reads. The Redis write runs as its own task so a stalled Redis cannot
-    /// hold up the loop.
+    /// `portsyncd health` reads, renewing the writer lease. The Redis write runs as its own
+    /// task so a stalled Redis cannot hold up the loop; a lost lease comes back as an input.
     fn heartbeat(&mut self) {
         self.notifier.alive(&self.status());
         let fields = self.health_fields("running");
         let mut store = self.store.clone();
+        let (lease, lost) = (self.lease.clone(), self.lease_lost.clone());
         tokio::spawn(async move {
-            let key = store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
             let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
-            let _ = store.hset(false, &key, &fv).await;
+            if let Ok(Renewal::Lost(holder)) = lease.renew(&mut store, &fv).await {
+                if let Some(tx) = lost {
+                    let _ = tx.send(holder);
+                }
+            }
         });
     }
 

@@ -23,6 +23,8 @@ pub struct Started {
     pub switch_type: String,
     /// CONFIG_DB `mtu` per configured port (for the mtu_mismatch alert).
     pub config_mtu: rustc_hash::FxHashMap<String, u32>,
+    /// The writer lease, taken before anything is written (renewed by the heartbeat).
+    pub lease: crate::lease::Lease,
 }
 
 /// Connect to the three databases, waiting for Redis to come up; logs at most every 30 s.
@@ -123,6 +125,7 @@ async fn check_warm_start(store: &mut Store) -> Result<bool> {
 
 /// Run the start-up sequence against a connected store.
 pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> Result<Started> {
+    let lease = crate::lease::Lease::acquire(&mut store, settings.heartbeat).await?;
     register_logger(&mut store, log, settings).await?;
     let meta = store.dbs.config.key("DEVICE_METADATA", "localhost");
     let switch_type = store
@@ -204,6 +207,7 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         warm,
         switch_type,
         config_mtu,
+        lease,
     })
 }
 
