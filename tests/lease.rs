@@ -8,7 +8,7 @@ mod common;
 
 use common::sonic::World;
 use common::*;
-use std::process::ExitStatus;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 const ROW: &str = "PORTSYNCD_HEALTH_TABLE|portsyncd";
@@ -171,8 +171,11 @@ async fn issue11_fresh_lease_from_another_host_refused() {
     let t0 = Instant::now();
     let mut d = w.daemon();
     let status = wait_exit(&mut d, "the refused instance to exit").await;
-    eprintln!("fresh foreign lease refused after {:?}", t0.elapsed());
+    let took = t0.elapsed();
+    eprintln!("fresh foreign lease refused after {took:?}");
     renewer.abort();
+    // It renews every 300 ms: seen at once, long before its 5 s stale limit.
+    assert!(took < Duration::from_secs(3), "refused only after {took:?}");
     assert_eq!(status.code(), Some(73), "{}", d.log_text());
     assert!(
         d.log_text().contains(
@@ -367,4 +370,58 @@ async fn issue11_two_started_together_one_writer() {
     won.wait_started().await;
     won.assert_running();
     assert_eq!(hmap(&mut w.state, ROW).await["pid"], won.pid().to_string());
+}
+
+/// `portsyncd health -v` in the namespace: (exit code, stdout).
+fn health(w: &World) -> (i32, String) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &w.ns.name,
+            env!("CARGO_BIN_EXE_portsyncd"),
+            "--db-config",
+        ])
+        .arg(&w.redis.cfg)
+        .args(["health", "-v"])
+        .output()
+        .expect("run portsyncd health");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The health check names the holder, and sees at once (not after 3 intervals) that a
+/// holder in its own pid namespace was killed.
+#[tokio::test]
+async fn issue11_health_names_the_holder_and_sees_it_killed() {
+    let mut w = World::new().await;
+    let mut d = one_running(&mut w, &[]).await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let alive = format!("pid {} on {} alive, heartbeat", d.pid(), host.trim());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_, out) = health(&w);
+        if out.contains(&alive) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never said {alive:?}: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.signal("KILL");
+    d.child.wait().expect("reap");
+    let (code, out) = health(&w);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!(
+            "pid {} on {} is gone (killed?)",
+            d.pid(),
+            host.trim()
+        )),
+        "{out}"
+    );
 }
