@@ -323,7 +323,7 @@ impl Lease {
     ) -> redis::RedisResult<Renewal> {
         let mut all: Vec<(&str, &str)> = fields
             .iter()
-            .filter(|(f, _)| *f != "heartbeat_ms")
+            .filter(|(f, _)| *f != "heartbeat_ms" && *f != "pid")
             .copied()
             .collect();
         all.extend(self.me.fields());
