@@ -171,6 +171,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Alert rules (`[[alert]]`); the defaults when the file has none.
     pub alerts: Vec<Rule>,
+    /// `--start-mode` (command line only).
+    pub start_mode: crate::startmode::StartArg,
 }
 
 impl Default for Settings {
@@ -187,6 +189,7 @@ impl Default for Settings {
             syslog_socket: PathBuf::from("/dev/log"),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
             alerts: default_rules(),
+            start_mode: Default::default(),
         }
     }
 }
@@ -291,6 +294,7 @@ impl Settings {
                     rules
                 }
             },
+            start_mode: d.start_mode,
         })
     }
 
