@@ -23,8 +23,9 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 /// Check-and-write of the lease row, atomic in Redis. KEYS[1] the row; ARGV[1] the mode:
 /// `look` (write nothing), `take` (write if the row's token still equals ARGV[2]) or `renew`
-/// (write if the row names the identity ARGV[2], or names nobody); ARGV[3..] field/value pairs
-/// to write. A write also sets `heartbeat_ms` from `TIME`. Returns {written, now_ms, row}.
+/// (write if the row names the identity ARGV[2] and is not `stopped` yet — a heartbeat that
+/// lands after the clean exit's row must not revive it — or names nobody); ARGV[3..]
+/// field/value pairs to write. A write also sets `heartbeat_ms` from `TIME`. Returns {written, now_ms, row}.
 pub const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -32,7 +33,7 @@ local row = redis.call('HMGET', KEYS[1], 'state', 'pid', 'host', 'boot_id', 'pid
 for i = 1, 7 do if not row[i] then row[i] = '' end end
 local ident = row[2] .. '\n' .. row[3] .. '\n' .. row[4] .. '\n' .. row[5]
 local ok = (ARGV[1] == 'take' and ARGV[2] == row[1] .. '\n' .. ident .. '\n' .. row[6])
-  or (ARGV[1] == 'renew' and (ARGV[2] == ident or row[2] == ''))
+  or (ARGV[1] == 'renew' and ((ARGV[2] == ident and row[1] ~= 'stopped') or row[2] == ''))
 if ok then
   local fv = {}
   for i = 3, #ARGV do fv[#fv + 1] = ARGV[i] end

@@ -324,6 +324,15 @@ async fn issue11_take_writes_nothing_if_the_row_changed_since_the_look() {
         .unwrap();
     assert_eq!(ok, 1);
     assert_eq!(hmap(&mut w.state, ROW).await["state"], "running");
+    // Once the holder wrote `stopped` (its clean exit), a late heartbeat does not revive it.
+    let renew = |state: &str| call("renew", "1\na\nb\nn", &["state", state]);
+    let (ok, _, _): (i64, u64, Vec<String>) =
+        renew("stopped").invoke_async(&mut w.state).await.unwrap();
+    assert_eq!(ok, 1);
+    let (ok, _, _): (i64, u64, Vec<String>) =
+        renew("running").invoke_async(&mut w.state).await.unwrap();
+    assert_eq!(ok, 0, "a renewal after the clean exit's row is refused");
+    assert_eq!(hmap(&mut w.state, ROW).await["state"], "stopped");
 }
 
 /// Two instances started at the same moment: exactly one runs; the other is refused at
