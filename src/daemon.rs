@@ -30,6 +30,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+mod cfgwatch;
 mod follow;
 mod inputs;
 mod outputs;
@@ -110,6 +111,12 @@ struct Loop {
     watch: SwssWatch,
     /// A `PortConfigDone` check or a re-publication in progress.
     swss_task: Option<follow::SwssTask>,
+    /// The live CONFIG_DB `PORT|*` view, the ports notifications named, the Redis task
+    /// reading or writing for it, and heartbeats since the last full re-read.
+    cfg: crate::cfgview::CfgView,
+    cfg_dirty: rustc_hash::FxHashSet<String>,
+    cfg_task: Option<cfgwatch::CfgTask>,
+    cfg_ticks: u32,
     lease: Lease,
     /// Where a heartbeat task reports that another instance took the lease (set by `run`).
     lease_lost: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -164,6 +171,10 @@ impl Loop {
             switch_type: s.switch_type,
             watch,
             swss_task: None,
+            cfg: crate::cfgview::CfgView::new(s.configured, s.port_count),
+            cfg_dirty: Default::default(),
+            cfg_task: None,
+            cfg_ticks: 0,
             lease: s.lease,
             lease_lost: None,
         }
@@ -200,6 +211,9 @@ impl Loop {
         let _logger_sub = self.subscribe_logger(log_tx).await;
         let (appl_tx, mut appl_rx) = tokio::sync::mpsc::unbounded_channel();
         let _appl_sub = self.subscribe_appl(appl_tx).await;
+        let (cfg_tx, mut cfg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _cfg_sub = self.subscribe_config_ports(cfg_tx).await;
+        self.launch_cfg();
         let (lease_tx, mut lease_rx) = tokio::sync::mpsc::unbounded_channel();
         self.lease_lost = Some(lease_tx);
         let mut lost = None;
@@ -245,6 +259,7 @@ impl Loop {
             crate::logging::flush();
             let retry_at = self.retry_at;
             let fast_checks = self.fast_checks();
+            let settles_at = self.cfg_settles_at();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
@@ -262,6 +277,12 @@ impl Loop {
                     self.on_swss_done(done);
                 }
                 _ = tokio::time::sleep(crate::startmode::FAST), if fast_checks => self.launch_check(),
+                Some(push) = cfg_rx.recv() => self.on_config_push(push),
+                done = async { self.cfg_task.as_mut().expect("guarded by the condition").await }, if self.cfg_task.is_some() => {
+                    self.cfg_task = None;
+                    self.on_cfg_done(done);
+                }
+                _ = tokio::time::sleep_until(settles_at.unwrap_or_else(Instant::now)), if settles_at.is_some() => self.launch_cfg(),
                 done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
                     inflight = None;
                     self.on_flushed(done);
@@ -273,6 +294,7 @@ impl Loop {
                     self.alert_tick();
                     self.heartbeat();
                     self.launch_check();
+                    self.reread_config();
                 }
                 Ok((stream, _)) = async { listener.as_ref().expect("guarded by the condition").accept().await }, if listener.is_some() => {
                     tokio::spawn(crate::metrics::respond(stream, self.render_metrics()));
