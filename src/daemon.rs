@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::counters::Counters;
 use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
+use crate::lease::{Lease, Renewal};
 use crate::logging::{LogControl, LogTarget};
 use crate::metrics::Metrics;
 use crate::netlink::LinkSocket;
@@ -116,6 +117,9 @@ struct Loop {
     cfg_dirty: rustc_hash::FxHashSet<String>,
     cfg_task: Option<cfgwatch::CfgTask>,
     cfg_ticks: u32,
+    lease: Lease,
+    /// Where a heartbeat task reports that another instance took the lease (set by `run`).
+    lease_lost: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Loop {
@@ -171,6 +175,8 @@ impl Loop {
             cfg_dirty: Default::default(),
             cfg_task: None,
             cfg_ticks: 0,
+            lease: s.lease,
+            lease_lost: None,
         };
         // Start-up sets that got an error reply are retried from here, each on its own.
         l.park_failed_sets(s.failed_sets);
@@ -220,6 +226,9 @@ impl Loop {
         let (cfg_tx, mut cfg_rx) = tokio::sync::mpsc::unbounded_channel();
         let _cfg_sub = self.subscribe_config_ports(cfg_tx).await;
         self.launch_cfg();
+        let (lease_tx, mut lease_rx) = tokio::sync::mpsc::unbounded_channel();
+        self.lease_lost = Some(lease_tx);
+        let mut lost = None;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         let listener = match self.settings.metrics_listen {
@@ -276,6 +285,11 @@ impl Loop {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
+                Some(holder) = lease_rx.recv() => {
+                    error!("writer lease lost, shutting down: now held by {holder}");
+                    lost = Some(holder);
+                    break;
+                }
                 _ = hup.recv() => self.reload(),
                 Some(push) = log_rx.recv() => self.on_logger_change(push).await,
                 Some(push) = appl_rx.recv() => self.on_appl_push(push),
@@ -317,7 +331,7 @@ impl Loop {
             }
         }
         crate::logging::set_buffering(false);
-        self.shutdown(inflight).await
+        self.shutdown(inflight, lost).await
     }
 
     /// Keyspace notifications for CONFIG_DB `LOGGER|portsyncd` (what swssloglevel writes).
@@ -354,16 +368,20 @@ impl Loop {
     }
 
     /// The loop is alive: tell systemd (WATCHDOG=1, STATUS=) and write the heartbeat row that
-    /// `portsyncd health` reads. The Redis write runs as its own task so a stalled Redis cannot
-    /// hold up the loop.
+    /// `portsyncd health` reads, renewing the writer lease. The Redis write runs as its own
+    /// task so a stalled Redis cannot hold up the loop; a lost lease comes back as an input.
     fn heartbeat(&mut self) {
         self.notifier.alive(&self.status());
         let fields = self.health_fields("running");
         let mut store = self.store.clone();
+        let (lease, lost) = (self.lease.clone(), self.lease_lost.clone());
         tokio::spawn(async move {
-            let key = store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
             let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
-            let _ = store.hset(false, &key, &fv).await;
+            if let Ok(Renewal::Lost(holder)) = lease.renew(&mut store, &fv).await {
+                if let Some(tx) = lost {
+                    let _ = tx.send(holder);
+                }
+            }
         });
     }
 

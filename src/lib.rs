@@ -21,6 +21,7 @@ pub mod fuzzing; // entry points shared by the fuzz targets and the corpus repla
 pub mod health; // `portsyncd health`: checks and exit codes
 pub mod keyretry; // per-key retry after an error reply: backoff and log rate limit (pure)
 pub mod lab; // `portsyncd lab`: the self-contained demo
+pub mod lease; // one writer: the STATE_DB lease, its rule and its script
 pub mod logging; // log targets, SONiC level names, live level changes
 mod logsink; // line formats (terminal, journald, syslog) and writers
 pub mod metrics; // Prometheus text from the loop's counters, and the /metrics responder

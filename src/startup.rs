@@ -40,6 +40,8 @@ pub struct Started {
     pub port_count: Option<usize>,
     /// APPL_DB sets that got an error reply; the loop retries them (fault isolation).
     pub failed_sets: crate::store::FailedSets,
+    /// The writer lease, taken before anything is written (renewed by the heartbeat).
+    pub lease: crate::lease::Lease,
 }
 
 /// Connect to the three databases, waiting for Redis to come up; logs at most every 30 s.
@@ -144,6 +146,7 @@ async fn check_warm_start(store: &mut Store) -> Result<WarmCheck> {
 
 /// Run the start-up sequence against a connected store.
 pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> Result<Started> {
+    let lease = crate::lease::Lease::acquire(&mut store, settings.heartbeat).await?;
     register_logger(&mut store, log, settings).await?;
     let meta = store.dbs.config.key("DEVICE_METADATA", "localhost");
     let switch_type = store
@@ -196,6 +199,7 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         configured,
         port_count: None,
         failed_sets: Vec::new(),
+        lease,
     };
     match mode {
         Mode::Warm => {}

@@ -1,19 +1,35 @@
 //! Shutdown, an input of the loop like any other: read what the kernel already queued, stop
 //! reading, flush what is pending within `shutdown_flush_ms`, write the `stopped` heartbeat
-//! row, and report (exit 75) writes that could not be flushed (keys still answered with error
-//! replies included: they are retried on their own backoff until the deadline).
+//! row (if the writer lease is still ours), and report (exit 75) writes that could not be
+//! flushed (keys still answered with error replies included: they are retried on their own
+//! backoff until the deadline). After losing the lease (exit 73) nothing more is written.
 
 use super::{Inflight, Loop};
 use crate::error::{Error, Result};
-use crate::store;
+use crate::lease::Renewal;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 impl Loop {
-    /// Stop reading netlink; flush what is pending within the configured time.
-    pub(super) async fn shutdown(mut self, mut inflight: Option<Inflight>) -> Result<()> {
+    /// Stop reading netlink; flush what is pending within the configured time. `lost` names
+    /// the instance that took the lease: the tables are its to write now, so pending writes
+    /// are dropped.
+    pub(super) async fn shutdown(
+        mut self,
+        mut inflight: Option<Inflight>,
+        lost: Option<String>,
+    ) -> Result<()> {
         self.notifier.stopping();
+        if let Some(holder) = lost {
+            drop(inflight);
+            info!(
+                "counters at exit: {:?}; {} pending write(s) dropped",
+                self.counters,
+                self.outbox.pending_len()
+            );
+            return Err(Error::Lease { holder });
+        }
         // Link changes already queued on the socket happened before the signal: take them
         // too (bounded), so a stop right after a burst loses none of it.
         let mut inputs = Vec::new();
@@ -75,13 +91,16 @@ impl Loop {
         }
         info!("counters at exit: {:?}", self.counters);
         let fields = self.health_fields("stopped");
-        let key = self.store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
         let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
-        let _ = tokio::time::timeout(
+        let lease = self.lease.clone();
+        if let Ok(Ok(Renewal::Lost(holder))) = tokio::time::timeout(
             Duration::from_millis(500),
-            self.store.hset(false, &key, &fv),
+            lease.renew(&mut self.store, &fv),
         )
-        .await;
+        .await
+        {
+            warn!("not marking the lease stopped: it is held by {holder}");
+        }
         if self.outbox.idle() {
             Ok(())
         } else {
