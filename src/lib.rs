@@ -30,7 +30,8 @@ pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
-mod sys; // the only unsafe code: two socket options and glibc's heap trim
+mod sys; // the only unsafe code: socket options, glibc's local time and heap trim
+mod syslog; // RFC 3164 datagrams on a non-blocking, reconnecting socket
 
 use cli::{Cli, Command};
 use config::Settings;
