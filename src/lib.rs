@@ -19,7 +19,8 @@ pub mod health; // `portsyncd health`: checks and exit codes
 pub mod lab; // `portsyncd lab`: the self-contained demo
 pub mod logging; // log targets, SONiC level names, live level changes
 mod logsink; // line formats (terminal, journald, syslog) and writers
-pub mod metrics; // Prometheus text from the loop's counters, and the /metrics responder
+pub mod metrics; // OpenMetrics text from a snapshot of the loop's counters
+pub mod metrics_http; // the /metrics endpoint: bounded, off the loop's hot path
 pub mod netlink; // the only module that knows netlink-packet-route
 pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)

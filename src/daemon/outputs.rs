@@ -3,7 +3,7 @@
 
 use super::{FlushDone, Inflight, Loop};
 use crate::alerts::{Effect, Facts};
-use crate::metrics::View;
+use crate::metrics::Snapshot;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -151,8 +151,8 @@ impl Loop {
         }
     }
 
-    /// Prometheus text for a scrape.
-    pub(super) fn render_metrics(&self) -> String {
+    /// The state a scrape shows (rendered by the endpoint's task, not here).
+    pub(super) fn metrics_snapshot(&self) -> Snapshot {
         let mut ports = [
             ((true, true), 0),
             ((true, false), 0),
@@ -176,13 +176,13 @@ impl Loop {
                 (r.name.clone(), r.severity.as_str(), n as i64)
             })
             .collect();
-        self.metrics.render(&View {
-            counters: &self.counters,
+        Snapshot {
+            counters: self.counters.clone(),
             ports,
             awaited: self.sync.expected().count(),
             pending: self.outbox.pending_len(),
             init_sent: self.sync.init_sent(),
             alerts,
-        })
+        }
     }
 }
