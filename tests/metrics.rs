@@ -237,3 +237,40 @@ async fn issue12_a_metrics_flood_does_not_slow_a_storm_or_cause_a_resync() {
     }
     drop(d);
 }
+
+#[tokio::test]
+async fn issue12_metrics_is_off_without_a_settings_file() {
+    let mut w = World::new().await;
+    w.seed_s0(1).await;
+    // No arguments, as supervisord starts the C++ binary: no port is opened.
+    let d = w.daemon();
+    d.wait_started().await;
+    assert!(
+        w.ns.try_metrics().is_none(),
+        "/metrics answered with no settings file"
+    );
+    // The packaged settings file turns it on.
+    let packaged = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/portsyncd.toml"
+    ))
+    .unwrap();
+    assert!(
+        packaged
+            .lines()
+            .any(|l| l == "metrics_listen = \"127.0.0.1:9101\""),
+        "packaging/portsyncd.toml does not enable /metrics"
+    );
+    drop(d);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/portsyncd.toml");
+    let on = Daemon::start_args(&w.ns, &w.redis, &["--config", file], &[]);
+    on.wait_started().await;
+    wait(
+        || {
+            let up = w.ns.try_metrics().is_some();
+            async move { up }
+        },
+        "/metrics with the packaged settings file",
+    )
+    .await;
+}
