@@ -171,6 +171,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Alert rules (`[[alert]]`); the defaults when the file has none.
     pub alerts: Vec<Rule>,
+    /// `--start-mode` (command line only).
+    pub start_mode: crate::startmode::StartArg,
 }
 
 impl Default for Settings {
@@ -189,6 +191,7 @@ impl Default for Settings {
             // turns it on, on loopback).
             metrics_listen: None,
             alerts: default_rules(),
+            start_mode: Default::default(),
         }
     }
 }
@@ -293,6 +296,7 @@ impl Settings {
                     rules
                 }
             },
+            start_mode: d.start_mode,
         })
     }
 

@@ -29,6 +29,7 @@ pub mod pst; // ProducerStateTable command encoding
 pub mod requests; // keys in command buffers, pipelines two in flight, poll-once
 pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits
+pub mod startmode; // cold / warm / reattach, and the watch for swss restarts (pure)
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
 mod sys; // the only unsafe code: socket options, glibc's local time and heap trim
@@ -44,7 +45,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Some(ns) => Some(dbconfig::resolve_namespace(&cli.db_global, ns)?),
         None => cli.db_config.clone(),
     };
-    let settings = match Settings::load(cli.config.as_deref(), db_config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref(), db_config.as_deref()) {
         Ok(s) => s,
         // A health check that cannot read its configuration answers UNKNOWN, as monitors expect.
         Err(e) if matches!(cli.command, Some(Command::Health { .. })) => {
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
+    settings.start_mode = cli.start_mode;
     if cli.check_config {
         let dbs = dbconfig::DbConfig::load(&settings.db_config)?.sonic_dbs()?;
         println!(

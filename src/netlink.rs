@@ -183,7 +183,10 @@ fn decode_message(bytes: &[u8]) -> Option<NetlinkInput> {
             };
             Some(match link_event(op, payload) {
                 Ok(ev) => NetlinkInput::Link { ev, dumped },
-                Err(e) => NetlinkInput::Malformed(e),
+                Err(LinkError::Header(e)) => NetlinkInput::Malformed(e),
+                Err(LinkError::Attrs { ifindex, why }) => {
+                    NetlinkInput::Undecodable { ifindex, why }
+                }
             })
         }
         NLMSG_DONE => Some(NetlinkInput::DumpDone {
@@ -206,8 +209,33 @@ fn decode_message(bytes: &[u8]) -> Option<NetlinkInput> {
     }
 }
 
-fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
-    let header = LinkHeader::parse(payload).map_err(|e| format!("link header: {e}"))?;
+/// Why a link message could not be turned into a `LinkEvent`.
+enum LinkError {
+    /// Not even the ifinfomsg header.
+    Header(String),
+    /// The header is there (so the ifindex is known); an attribute is not.
+    Attrs { ifindex: u32, why: String },
+}
+
+fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, LinkError> {
+    let header =
+        LinkHeader::parse(payload).map_err(|e| LinkError::Header(format!("link header: {e}")))?;
+    let ifindex = header.index;
+    link_attrs(op, header, payload).map_err(|why| LinkError::Attrs { ifindex, why })
+}
+
+/// The interface name: the bytes up to the first NUL, as UTF-8. A name that is not UTF-8
+/// (the kernel allows any bytes but `/`, `:` and white space) comes back escaped (`\xNN`) for
+/// the log line that reports it.
+fn link_name(value: &[u8]) -> Result<String, String> {
+    let bytes = value.split(|&b| b == 0).next().unwrap_or_default();
+    match std::str::from_utf8(bytes) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(_) => Err(format!("name is not UTF-8: \"{}\"", bytes.escape_ascii())),
+    }
+}
+
+fn link_attrs(op: LinkOp, header: LinkHeader, payload: &[u8]) -> Result<LinkEvent, String> {
     let mut ev = LinkEvent {
         op,
         ifindex: header.index,
@@ -222,9 +250,7 @@ fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
     let mut walk = Attrs::new(attrs);
     for (kind, value) in &mut walk {
         match kind {
-            IFLA_IFNAME => {
-                ev.name = parse_string(value).map_err(|e| format!("IFLA_IFNAME: {e}"))?
-            }
+            IFLA_IFNAME => ev.name = link_name(value)?,
             IFLA_MTU => ev.mtu = parse_u32(value).map_err(|e| format!("IFLA_MTU: {e}"))?,
             IFLA_MASTER => ev.master = parse_u32(value).map_err(|e| format!("IFLA_MASTER: {e}"))?,
             // Only logged: an impossible length (> MAX_ADDR_LEN) leaves it empty rather
@@ -307,29 +333,50 @@ fn request_socket() -> io::Result<Socket> {
     Ok(sock)
 }
 
-/// Every link the kernel has now, as `(ifindex, name)`, in kernel order (like `if_nameindex`).
+/// Every link the kernel has now, as `(ifindex, name)`, in kernel order (like `if_nameindex`);
+/// links that cannot be decoded are left out.
 pub fn list_links() -> io::Result<Vec<(u32, String)>> {
     Ok(dump_links()?
+        .links
         .into_iter()
         .map(|ev| (ev.ifindex, ev.name))
         .collect())
 }
 
+/// A one-shot dump: the links, and what could not be decoded (`ifindex: why`, already
+/// escaped for a log line). One undecodable link never fails the dump.
+#[derive(Debug, Default)]
+pub struct LinkList {
+    pub links: Vec<LinkEvent>,
+    pub undecodable: Vec<String>,
+}
+
 /// Every link the kernel has now, in kernel order, with its flags and MTU (a consistent dump:
 /// repeated if the kernel flags it interrupted).
-pub fn dump_links() -> io::Result<Vec<LinkEvent>> {
+pub fn dump_links() -> io::Result<LinkList> {
     let sock = request_socket()?;
-    sock.send(&dump_request(1), 0)?;
-    let mut links = Vec::new();
+    loop {
+        sock.send(&dump_request(1), 0)?;
+        if let Some(list) = read_dump(&sock)? {
+            return Ok(list);
+        }
+    }
+}
+
+/// The replies to one dump request; `None` when the kernel flagged the dump interrupted.
+fn read_dump(sock: &Socket) -> io::Result<Option<LinkList>> {
+    let mut list = LinkList::default();
     let mut out = Vec::new();
     loop {
         let (data, _) = sock.recv_from_full()?;
         decode_datagram(&data, &mut out);
         for input in out.drain(..) {
             match input {
-                NetlinkInput::Link { ev, .. } if ev.op == LinkOp::New => links.push(ev),
-                NetlinkInput::DumpDone { interrupted: false } => return Ok(links),
-                NetlinkInput::DumpDone { interrupted: true } => return dump_links(),
+                NetlinkInput::Link { ev, .. } if ev.op == LinkOp::New => list.links.push(ev),
+                NetlinkInput::Undecodable { ifindex, why } => {
+                    list.undecodable.push(format!("ifindex {ifindex}: {why}"))
+                }
+                NetlinkInput::DumpDone { interrupted } => return Ok((!interrupted).then_some(list)),
                 NetlinkInput::Malformed(m) => return Err(io::Error::other(m)),
                 _ => {}
             }
