@@ -167,12 +167,20 @@ async fn issue12_a_stopped_rsyslogd_does_not_stall_a_storm() {
     let mut up = true;
     loop {
         let got = rs.lines();
-        let note = got.iter().position(|l| l.msg.contains("log lines dropped"));
-        if note.is_some_and(|n| {
-            got[n..]
-                .iter()
-                .any(|l| l.msg.contains(":- onMsg: Publish Ethernet0("))
-        }) {
+        // Until every drop counted on /metrics was reported, and a line came after the last
+        // report (rsyslogd's queue is short: right after SIGCONT it can still overflow).
+        let note = got
+            .iter()
+            .rposition(|l| l.msg.contains("log lines dropped"));
+        let reported: u64 = reported_drops(&rs).iter().sum();
+        let total = w.ns.metric("portsyncd_log_lines_dropped_total");
+        if total == Some(reported)
+            && note.is_some_and(|n| {
+                got[n..]
+                    .iter()
+                    .any(|l| l.msg.contains(":- onMsg: Publish Ethernet0("))
+            })
+        {
             break;
         }
         assert!(
@@ -184,11 +192,10 @@ async fn issue12_a_stopped_rsyslogd_does_not_stall_a_storm() {
         w.ns.ip(&["link", "set", "Ethernet0", if up { "up" } else { "down" }]);
         wait_converged(&mut w, "a flip after SIGCONT").await;
     }
-    let reported: u64 = reported_drops(&rs).iter().sum();
     let total = w.ns.metric("portsyncd_log_lines_dropped_total").unwrap();
-    assert_eq!(reported, total, "every dropped line is reported once");
+    let reports = reported_drops(&rs);
     eprintln!(
-        "RSYSLOG SIGSTOP: {} link changes converged in {took:?} with rsyslogd stopped; {total} lines dropped and reported after SIGCONT",
+        "RSYSLOG SIGSTOP: {} link changes converged in {took:?} with rsyslogd stopped; {total} lines dropped, reported after SIGCONT as {reports:?}",
         lines.len()
     );
 }
