@@ -204,8 +204,9 @@ thread_local! {
     static LINES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Write the lines collected in this loop turn.
+/// Write the lines collected in this loop turn (and what waits for the syslog socket).
 pub fn flush() {
+    crate::syslog::pump();
     LINES.with(|l| {
         let mut l = l.borrow_mut();
         if !l.is_empty() {
@@ -236,7 +237,7 @@ impl Sink {
     pub fn open(style: Style, syslog: &std::path::Path) -> (Sink, Style) {
         if style == Style::Syslog {
             if let Ok(s) = SyslogSocket::open(syslog) {
-                return (Sink::Syslog(Arc::new(s)), Style::Syslog);
+                return (Sink::Syslog(s), Style::Syslog);
             }
             return (Sink::Stderr, Style::Terminal);
         }
@@ -250,8 +251,8 @@ impl Write for SinkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match &self.0 {
             Sink::Syslog(s) => {
-                // One event, one datagram; a full syslog queue drops (and counts) the line
-                // rather than stalling the loop.
+                // One event, one datagram; a full syslog queue backlogs or drops (and counts)
+                // the line rather than stalling the loop.
                 s.send(buf);
                 Ok(buf.len())
             }

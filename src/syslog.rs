@@ -1,18 +1,22 @@
 //! The syslog socket: RFC 3164 datagrams to /dev/log (or `syslog_socket`) that never block the
-//! loop. The socket is non-blocking, so a stalled rsyslogd (its receive queue full) costs a
-//! dropped line, not a frozen daemon; dropped lines are counted (`/metrics`) and the next
-//! datagram that gets through is preceded by one `N log lines dropped` line. A send that fails
-//! because the receiver went away (rsyslogd restarted, the socket was replaced) reconnects to
-//! the path at once, then at most every `RECONNECT_EVERY` while it stays unreachable. The
+//! loop. The socket is non-blocking: a line it does not take (rsyslogd's queue is full, or
+//! rsyslogd is restarting) waits in a bounded backlog, sent before newer lines on the next
+//! send or loop turn (`pump`); a line that does not fit there is dropped and counted
+//! (`/metrics`), and the next datagram after the backlog is one `N log lines dropped` line.
+//! So a stalled rsyslogd costs lines, never a frozen daemon. A send that fails because the
+//! receiver went away (rsyslogd restarted, the socket was replaced) reconnects to the path at
+//! once, then at most every `RECONNECT_EVERY` while it stays unreachable. The
 //! header — `<PRI>Mmm dd hh:mm:ss portsyncd[pid]: ` in local time, as glibc's `syslog(3)`
-//! writes it — is formatted once per second; per line the cost is one lock and one send(2).
+//! writes it — is formatted once per second; per line the cost is one lock and one send(2)
+//! (plus a copy while the backlog is in use).
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Lines dropped because the socket was full or unreachable, since start.
@@ -20,8 +24,11 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Successful reconnects after the receiver went away, since start.
 static RECONNECTS: AtomicU64 = AtomicU64::new(0);
 
-/// How often an unreachable socket is tried again (lines in between are dropped and counted).
+/// How often an unreachable socket is tried again (lines in between wait in the backlog).
 const RECONNECT_EVERY: Duration = Duration::from_millis(100);
+/// Lines kept while the socket does not take them (a burst faster than rsyslogd, a restart);
+/// beyond this, lines are dropped and counted. About 150 KiB at the daemon's line lengths.
+const BACKLOG_LINES: usize = 1024;
 
 /// Facility LOG_USER (1 << 3), as glibc uses for a process that never called openlog().
 const PRIS: [&str; 8] = ["<8>", "<9>", "<10>", "<11>", "<12>", "<13>", "<14>", "<15>"];
@@ -82,12 +89,31 @@ pub struct SyslogSocket {
     conn: Mutex<Conn>,
 }
 
+/// The socket the subscriber writes to, for `pump` (one per process).
+static SOCKET: OnceLock<Arc<SyslogSocket>> = OnceLock::new();
+
+/// Send what waits in the backlog, as far as the socket takes it (once per loop turn).
+pub fn pump() {
+    if let Some(s) = SOCKET.get() {
+        s.pump();
+    }
+}
+
 struct Conn {
     sock: Option<UnixDatagram>,
     /// When an unreachable path may be tried again.
     retry_at: Option<Instant>,
+    /// Lines the socket did not take yet (full, or the receiver away), oldest first.
+    backlog: VecDeque<Vec<u8>>,
     /// Drops not yet reported in a line.
     unreported: u64,
+}
+
+/// What became of one datagram.
+enum Sent {
+    Ok,
+    /// Not now: the queue is full or the receiver is away (and reconnecting failed).
+    Later,
 }
 
 fn connect(path: &Path) -> io::Result<UnixDatagram> {
@@ -99,40 +125,39 @@ fn connect(path: &Path) -> io::Result<UnixDatagram> {
 
 impl SyslogSocket {
     /// Connect to `path`; an error means syslog is not there at all (the caller falls back).
-    pub fn open(path: &Path) -> io::Result<SyslogSocket> {
+    /// The first socket opened is the one `pump` drains.
+    pub fn open(path: &Path) -> io::Result<Arc<SyslogSocket>> {
         let sock = connect(path)?;
-        Ok(SyslogSocket {
+        let s = Arc::new(SyslogSocket {
             path: path.to_owned(),
             conn: Mutex::new(Conn {
                 sock: Some(sock),
                 retry_at: None,
+                backlog: VecDeque::new(),
                 unreported: 0,
             }),
-        })
+        });
+        let _ = SOCKET.set(s.clone());
+        Ok(s)
     }
 
-    /// Send one formatted line; never blocks. A line that cannot go out is counted.
+    /// Send what waits in the backlog, as far as the socket takes it.
+    pub fn pump(&self) {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        c.pump(&self.path);
+    }
+
+    /// Send one formatted line; never blocks. A line the socket cannot take waits in the
+    /// backlog (behind older ones); one that does not fit there is dropped and counted.
     pub fn send(&self, line: &[u8]) {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if !c.ensure_connected(&self.path) {
-            return c.drop_line();
-        }
-        if c.unreported > 0 {
-            let mut note = String::with_capacity(96);
-            let _ = write_header(&mut note, WARNING);
-            let _ = write!(
-                note,
-                ":- logsink: {} log lines dropped (syslog socket full or unreachable)",
-                c.unreported
-            );
-            match c.send_or_reconnect(&self.path, note.as_bytes()) {
-                Ok(()) => c.unreported = 0,
-                Err(()) => return c.drop_line(),
+        c.pump(&self.path);
+        if c.backlog.is_empty() {
+            if let Sent::Ok = c.deliver(&self.path, line) {
+                return;
             }
         }
-        if c.send_or_reconnect(&self.path, line).is_err() {
-            c.drop_line();
-        }
+        c.queue(line);
     }
 }
 
@@ -140,6 +165,43 @@ impl Conn {
     fn drop_line(&mut self) {
         self.unreported += 1;
         DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn queue(&mut self, line: &[u8]) {
+        if self.backlog.len() < BACKLOG_LINES {
+            self.backlog.push_back(line.to_vec());
+        } else {
+            self.drop_line();
+        }
+    }
+
+    /// Send the backlog, oldest first, until the socket stops taking it; then the drop report
+    /// if one is due and nothing waits any more.
+    fn pump(&mut self, path: &Path) {
+        while let Some(line) = self.backlog.pop_front() {
+            if let Sent::Later = self.try_send(path, &line) {
+                self.backlog.push_front(line);
+                return;
+            }
+        }
+    }
+
+    /// The drop report if one is due, then `line`.
+    fn deliver(&mut self, path: &Path, line: &[u8]) -> Sent {
+        if self.unreported > 0 {
+            let mut note = String::with_capacity(96);
+            let _ = write_header(&mut note, WARNING);
+            let _ = write!(
+                note,
+                ":- logsink: {} log lines dropped (syslog socket full or unreachable)",
+                self.unreported
+            );
+            match self.try_send(path, note.as_bytes()) {
+                Sent::Ok => self.unreported = 0,
+                Sent::Later => return Sent::Later,
+            }
+        }
+        self.try_send(path, line)
     }
 
     /// True when there is a socket; otherwise try to connect if the retry time has come.
@@ -166,27 +228,25 @@ impl Conn {
 
     /// Send `buf`. A full queue fails at once; a receiver that went away gets one immediate
     /// reconnect and resend.
-    fn send_or_reconnect(&mut self, path: &Path, buf: &[u8]) -> Result<(), ()> {
-        let Some(s) = &self.sock else { return Err(()) };
-        match s.send(buf) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(()),
-            Err(_) => {
+    fn try_send(&mut self, path: &Path, buf: &[u8]) -> Sent {
+        for _ in 0..2 {
+            if !self.ensure_connected(path) {
+                return Sent::Later;
+            }
+            let Some(s) = &self.sock else {
+                return Sent::Later;
+            };
+            match s.send(buf) {
+                Ok(_) => return Sent::Ok,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Sent::Later,
                 // ECONNREFUSED (the receiver closed), ENOTCONN, ENOENT…: the socket is dead.
-                self.sock = None;
-                self.retry_at = None;
-                if self.ensure_connected(path) {
-                    self.sock
-                        .as_ref()
-                        .ok_or(())?
-                        .send(buf)
-                        .map(|_| ())
-                        .map_err(|_| ())
-                } else {
-                    Err(())
+                Err(_) => {
+                    self.sock = None;
+                    self.retry_at = None;
                 }
             }
         }
+        Sent::Later
     }
 }
 
@@ -236,24 +296,42 @@ mod tests {
         out
     }
 
+    /// Pump and receive until nothing more arrives (the queue is empty before each pump, so
+    /// a pump that sends nothing means the backlog is empty).
+    fn drain(s: &SyslogSocket, r: &UnixDatagram) -> Vec<String> {
+        let mut out = recv_all(r);
+        loop {
+            s.pump();
+            let got = recv_all(r);
+            if got.is_empty() {
+                return out;
+            }
+            out.extend(got);
+        }
+    }
+
     #[test]
-    fn a_full_socket_drops_lines_and_the_next_one_through_reports_them() {
+    fn a_full_socket_backlogs_then_drops_lines_and_the_next_one_through_reports_them() {
         let path = temp_path("full");
         let r = UnixDatagram::bind(&path).unwrap();
         let s = SyslogSocket::open(&path).unwrap();
         let before = dropped();
         let t0 = Instant::now();
-        // Far more than a unix datagram queue holds (max_dgram_qlen, 512 by default).
+        // Far more than the socket queue (net.unix.max_dgram_qlen) and the backlog hold.
         for i in 0..5000 {
             s.send(format!("line {i}").as_bytes());
         }
         assert!(t0.elapsed() < Duration::from_secs(2), "sending blocked");
-        let queued = recv_all(&r);
-        assert!(queued.len() < 5000, "nothing was dropped: {}", queued.len());
-        let lost = 5000 - queued.len() as u64;
-        assert!(dropped() - before >= lost);
+        let lost = dropped() - before;
+        assert!(lost > 0 && lost < 5000 - BACKLOG_LINES as u64, "{lost}");
+        let queued = drain(&s, &r);
+        assert_eq!(queued.len() as u64, 5000 - lost);
+        // Oldest first, nothing reordered: the lines that got through are the first ones.
+        for (i, l) in queued.iter().enumerate() {
+            assert_eq!(l, &format!("line {i}"));
+        }
         s.send(b"after");
-        let next = recv_all(&r);
+        let next = drain(&s, &r);
         assert_eq!(next.len(), 2, "{next:?}");
         assert!(next[0].starts_with("<12>"), "{next:?}");
         assert!(
@@ -266,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn a_replaced_socket_is_reconnected() {
+    fn a_replaced_socket_is_reconnected_and_lines_meanwhile_wait() {
         let path = temp_path("replaced");
         let r = UnixDatagram::bind(&path).unwrap();
         let s = SyslogSocket::open(&path).unwrap();
@@ -277,20 +355,21 @@ mod tests {
         let r = UnixDatagram::bind(&path).unwrap();
         s.send(b"two");
         assert_eq!(recv_all(&r), ["two"]);
-        // Gone for a while: lines are dropped (no blocking, no error), then reported.
+        // Gone for a while: the line waits (no blocking, no error), then goes out first.
         drop(r);
         std::fs::remove_file(&path).unwrap();
-        s.send(b"lost");
+        s.send(b"waited");
         let r = UnixDatagram::bind(&path).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got = Vec::new();
         while got.is_empty() {
             assert!(Instant::now() < deadline, "never reconnected");
-            s.send(b"three");
+            s.pump();
             got = recv_all(&r);
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(got[0].contains("log lines dropped"), "{got:?}");
-        assert_eq!(got.last().map(String::as_str), Some("three"));
+        s.send(b"three");
+        got.extend(recv_all(&r));
+        assert_eq!(got, ["waited", "three"]);
     }
 }
