@@ -25,6 +25,7 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     syslog_socket: Option<PathBuf>,
     metrics_listen: Option<String>,
+    track_port_count: Option<bool>,
     #[serde(default)]
     alert: Option<Vec<RawAlert>>,
 }
@@ -173,6 +174,9 @@ pub struct Settings {
     pub alerts: Vec<Rule>,
     /// `--start-mode` (command line only).
     pub start_mode: crate::startmode::StartArg,
+    /// Keep APPL_DB `PortConfigDone count` equal to the number of CONFIG_DB ports after
+    /// port breakout (sonic-swss#2989). Off by default: the C++ daemon writes it once.
+    pub track_port_count: bool,
 }
 
 impl Default for Settings {
@@ -192,6 +196,7 @@ impl Default for Settings {
             metrics_listen: None,
             alerts: default_rules(),
             start_mode: Default::default(),
+            track_port_count: false,
         }
     }
 }
@@ -297,6 +302,7 @@ impl Settings {
                 }
             },
             start_mode: d.start_mode,
+            track_port_count: raw.track_port_count.unwrap_or(d.track_port_count),
         })
     }
 

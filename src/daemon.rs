@@ -30,6 +30,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+mod cfgwatch;
 mod follow;
 mod inputs;
 mod outputs;
@@ -110,6 +111,12 @@ struct Loop {
     watch: SwssWatch,
     /// A `PortConfigDone` check or a re-publication in progress.
     swss_task: Option<follow::SwssTask>,
+    /// The live CONFIG_DB `PORT|*` view, the ports notifications named, the Redis task
+    /// reading or writing for it, and heartbeats since the last full re-read.
+    cfg: crate::cfgview::CfgView,
+    cfg_dirty: rustc_hash::FxHashSet<String>,
+    cfg_task: Option<cfgwatch::CfgTask>,
+    cfg_ticks: u32,
 }
 
 impl Loop {
@@ -161,6 +168,10 @@ impl Loop {
             switch_type: s.switch_type,
             watch,
             swss_task: None,
+            cfg: crate::cfgview::CfgView::new(s.configured, s.port_count),
+            cfg_dirty: Default::default(),
+            cfg_task: None,
+            cfg_ticks: 0,
         }
     }
 
@@ -195,6 +206,9 @@ impl Loop {
         let _logger_sub = self.subscribe_logger(log_tx).await;
         let (appl_tx, mut appl_rx) = tokio::sync::mpsc::unbounded_channel();
         let _appl_sub = self.subscribe_appl(appl_tx).await;
+        let (cfg_tx, mut cfg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _cfg_sub = self.subscribe_config_ports(cfg_tx).await;
+        self.launch_cfg();
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         let mut feed = match self.settings.metrics_listen {
@@ -231,6 +245,7 @@ impl Loop {
             crate::logging::flush();
             let retry_at = self.retry_at;
             let fast_checks = self.fast_checks();
+            let settles_at = self.cfg_settles_at();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
@@ -243,6 +258,12 @@ impl Loop {
                     self.on_swss_done(done);
                 }
                 _ = tokio::time::sleep(crate::startmode::FAST), if fast_checks => self.launch_check(),
+                Some(push) = cfg_rx.recv() => self.on_config_push(push),
+                done = async { self.cfg_task.as_mut().expect("guarded by the condition").await }, if self.cfg_task.is_some() => {
+                    self.cfg_task = None;
+                    self.on_cfg_done(done);
+                }
+                _ = tokio::time::sleep_until(settles_at.unwrap_or_else(Instant::now)), if settles_at.is_some() => self.launch_cfg(),
                 done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
                     inflight = None;
                     self.on_flushed(done);
@@ -254,6 +275,7 @@ impl Loop {
                     self.alert_tick();
                     self.heartbeat();
                     self.launch_check();
+                    self.reread_config();
                 }
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),

@@ -6,6 +6,7 @@
 pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
 pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
+pub mod cfgview; // the live view of CONFIG_DB PORT|* and the PortConfigDone count (pure)
 pub mod cli; // command-line definition
 pub mod config; // TOML settings + flags, validated once
 pub mod consumer; // ConsumerStateTable stand-in (orchagent's side), for the lab and tests
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Err(e) => return Err(e),
     };
     settings.start_mode = cli.start_mode;
+    settings.track_port_count |= cli.track_port_count;
     if cli.check_config {
         let dbs = dbconfig::DbConfig::load(&settings.db_config)?.sonic_dbs()?;
         println!(

@@ -34,6 +34,10 @@ pub struct Started {
     pub config_done_seen: bool,
     /// Links skipped at start-up because they could not be decoded.
     pub undecodable: u64,
+    /// CONFIG_DB ports as read at start, with their `mtu` (the live view's first state).
+    pub configured: Vec<(String, Option<u32>)>,
+    /// APPL_DB's `PortConfigDone count` once start-up is done (what we wrote, on a cold start).
+    pub port_count: Option<usize>,
 }
 
 /// Connect to the three databases, waiting for Redis to come up; logs at most every 30 s.
@@ -172,6 +176,10 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         })
         .collect();
     let names: Vec<String> = ports.iter().map(|(name, _)| name.clone()).collect();
+    let configured = ports
+        .iter()
+        .map(|(name, fvs)| (name.clone(), crate::cfgview::mtu_of(fvs)))
+        .collect();
     let mut sync = PortSync::new(names);
     let mut started = Started {
         store,
@@ -183,6 +191,8 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         gone_rows: Vec::new(),
         config_done_seen: marker.present(),
         undecodable: 0,
+        configured,
+        port_count: None,
     };
     match mode {
         Mode::Warm => {}
@@ -195,6 +205,7 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
                 bring_down(&stale);
                 sync.replace_old_interfaces(stale);
             }
+            started.port_count = Some(ports.len());
             publish_config(&mut started.store, ports).await?;
             started.config_done_seen = true;
             let consumed = consumed(&mut started.store, sync.expected()).await?;
@@ -212,6 +223,11 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
             }
             started.gone_rows = gone_rows(&mut started.store, &mut started.undecodable).await?;
         }
+    }
+    if mode != Mode::Cold && marker.present() {
+        started.port_count = port_count(&started.store)
+            .await
+            .map_err(redis_err("reading APPL_DB PortConfigDone"))?;
     }
     info!(
         "portsyncd started: {} configured port(s) awaited, {} start, switch_type {}",
@@ -235,6 +251,21 @@ pub async fn appl_marker(store: &Store, name: &str) -> redis::RedisResult<Marker
         .query_async(&mut store.appl.clone())
         .await?;
     Ok(Marker::from_exists(consumed, pending))
+}
+
+/// APPL_DB's `PortConfigDone count`: the consumed row's, else the pending one's.
+async fn port_count(store: &Store) -> redis::RedisResult<Option<usize>> {
+    let key = store.dbs.appl.key(PORT_TABLE, "PortConfigDone");
+    let (consumed, pending): (Option<String>, Option<String>) = redis::pipe()
+        .cmd("HGET")
+        .arg(&key)
+        .arg("count")
+        .cmd("HGET")
+        .arg(format!("_{key}"))
+        .arg("count")
+        .query_async(&mut store.appl.clone())
+        .await?;
+    Ok(consumed.or(pending).and_then(|c| c.parse().ok()))
 }
 
 /// CONFIG_DB `PORT|*` with the C++ log lines.

@@ -108,6 +108,7 @@ impl Loop {
                         .await_again(names.into_iter().filter(|p| !consumed.contains(p)));
                     self.counters.swss_restarts += 1;
                     self.watch.on_republished(true);
+                    self.cfg.count_written(n);
                     info!(
                         "swss restart #{} followed: {n} port(s) and PortConfigDone count={n} published again {} ms after it was found missing; awaiting PortInitDone",
                         self.counters.swss_restarts,
