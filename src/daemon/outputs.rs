@@ -186,14 +186,18 @@ impl Loop {
                 p.1 += 1;
             }
         }
-        let alerts = self
-            .alerts
-            .rules()
+        // One pass over the alerts (a storm can leave one firing per port and rule).
+        let rules = self.alerts.rules();
+        let mut firing = vec![0i64; rules.len()];
+        for a in self.alerts.firing() {
+            if let Some(i) = rules.iter().position(|r| r.name == a.rule) {
+                firing[i] += 1;
+            }
+        }
+        let alerts = rules
             .iter()
-            .map(|r| {
-                let n = self.alerts.firing().filter(|a| a.rule == r.name).count();
-                (r.name.clone(), r.severity.as_str(), n as i64)
-            })
+            .zip(firing)
+            .map(|(r, n)| (r.name.clone(), r.severity.as_str(), n))
             .collect();
         Snapshot {
             counters: self.counters.clone(),
