@@ -1,7 +1,8 @@
 //! The event loop: one `select!` over signals, the log-level subscription, the in-flight Redis
-//! flush, the retry timer and the netlink socket. Each turn reads a bounded number of
-//! datagrams and runs every message through the port state machine into the outbox; whenever
-//! no flush is in flight the outbox's batch goes out as pipelines. Redis errors never leave
+//! flush, the retry timer, the netlink socket and, last, the /metrics endpoint's requests for
+//! a snapshot. Each turn reads a bounded number of datagrams and runs every message through the
+//! port state machine into the outbox; whenever no flush is in flight the outbox's batch goes
+//! out as pipelines. Redis errors never leave
 //! the loop: the batch is retried with capped, jittered backoff, then a fresh dump reconciles
 //! whatever Redis may have lost. Shutdown is an input like any other.
 
@@ -231,14 +232,8 @@ impl Loop {
         let mut lost = None;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
-        let listener = match self.settings.metrics_listen {
-            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    error!("metrics endpoint disabled: cannot listen on {addr}: {e}");
-                    None
-                }
-            },
+        let mut feed = match self.settings.metrics_listen {
+            Some(addr) => crate::metrics_http::Feed::start(addr, self.metrics.clone()),
             None => None,
         };
         let mut tick = tokio::time::interval(self.notifier.tick(self.settings.heartbeat));
@@ -317,9 +312,6 @@ impl Loop {
                     self.launch_check();
                     self.reread_config();
                 }
-                Ok((stream, _)) = async { listener.as_ref().expect("guarded by the condition").accept().await }, if listener.is_some() => {
-                    tokio::spawn(crate::metrics::respond(stream, self.render_metrics()));
-                }
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),
                     Err(e) => {
@@ -327,6 +319,13 @@ impl Loop {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                // After netlink: a scrape never delays reading it (metrics_http).
+                _ = async { feed.as_mut().expect("guarded by the condition").wanted().await }, if feed.is_some() => {
+                    let snap = self.metrics_snapshot();
+                    if let Some(f) = feed.as_mut() {
+                        f.publish(snap);
+                    }
+                }
                 _ = tokio::time::sleep_until(key_due.unwrap_or_else(Instant::now)), if key_due.is_some() => {}
             }
         }

@@ -24,7 +24,8 @@ pub mod lab; // `portsyncd lab`: the self-contained demo
 pub mod lease; // one writer: the STATE_DB lease, its rule and its script
 pub mod logging; // log targets, SONiC level names, live level changes
 mod logsink; // line formats (terminal, journald, syslog) and writers
-pub mod metrics; // Prometheus text from the loop's counters, and the /metrics responder
+pub mod metrics; // OpenMetrics text from a snapshot of the loop's counters
+pub mod metrics_http; // the /metrics endpoint: bounded, off the loop's hot path
 pub mod netlink; // the only module that knows netlink-packet-route
 pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)
@@ -36,7 +37,8 @@ pub mod rules; // alert rule definitions and the values the engine emits
 pub mod startmode; // cold / warm / reattach, and the watch for swss restarts (pure)
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
-mod sys; // the only unsafe code: two socket options and glibc's heap trim
+mod sys; // the only unsafe code: socket options, glibc's local time and heap trim
+mod syslog; // RFC 3164 datagrams on a non-blocking, reconnecting socket
 
 use cli::{Cli, Command};
 use config::Settings;

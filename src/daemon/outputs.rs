@@ -5,7 +5,7 @@
 use super::{FlushDone, Inflight, Loop};
 use crate::alerts::{Effect, Facts};
 use crate::keyretry::{KeyId, Note};
-use crate::metrics::View;
+use crate::metrics::Snapshot;
 use crate::pst::PORT_TABLE;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -241,8 +241,8 @@ impl Loop {
         }
     }
 
-    /// Prometheus text for a scrape.
-    pub(super) fn render_metrics(&self) -> String {
+    /// The state a scrape shows (rendered by the endpoint's task, not here).
+    pub(super) fn metrics_snapshot(&self) -> Snapshot {
         let mut ports = [
             ((true, true), 0),
             ((true, false), 0),
@@ -257,22 +257,26 @@ impl Loop {
                 p.1 += 1;
             }
         }
-        let alerts = self
-            .alerts
-            .rules()
+        // One pass over the alerts (a storm can leave one firing per port and rule).
+        let rules = self.alerts.rules();
+        let mut firing = vec![0i64; rules.len()];
+        for a in self.alerts.firing() {
+            if let Some(i) = rules.iter().position(|r| r.name == a.rule) {
+                firing[i] += 1;
+            }
+        }
+        let alerts = rules
             .iter()
-            .map(|r| {
-                let n = self.alerts.firing().filter(|a| a.rule == r.name).count();
-                (r.name.clone(), r.severity.as_str(), n as i64)
-            })
+            .zip(firing)
+            .map(|(r, n)| (r.name.clone(), r.severity.as_str(), n))
             .collect();
-        self.metrics.render(&View {
-            counters: &self.counters,
+        Snapshot {
+            counters: self.counters.clone(),
             ports,
             awaited: self.sync.expected().count(),
             pending: self.outbox.pending_len(),
             init_sent: self.sync.init_sent(),
             alerts,
-        })
+        }
     }
 }
