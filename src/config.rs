@@ -198,7 +198,9 @@ impl Default for Settings {
             shutdown_flush: Duration::from_secs(5),
             heartbeat: Duration::from_secs(5),
             syslog_socket: PathBuf::from("/dev/log"),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
+            // Off unless configured: the C++ daemon opens no port (the packaged settings file
+            // turns it on, on loopback).
+            metrics_listen: None,
             alerts: default_rules(),
             alert_resolved_keep: crate::alertrows::DEFAULT_KEEP,
             alert_resolved: Duration::from_millis(crate::alertrows::DEFAULT_AGE_MS),
@@ -360,11 +362,16 @@ mod tests {
         assert_eq!(parse("").unwrap(), Settings::default());
     }
 
-    /// The packaged file, as shipped, is the defaults.
+    /// The packaged file, as shipped, is the defaults (its alert rules are the default rules),
+    /// except that it turns `/metrics` on.
     #[test]
-    fn packaged_file_is_the_defaults() {
+    fn packaged_file_is_the_defaults_with_metrics_on() {
         let text = include_str!("../packaging/portsyncd.toml");
-        assert_eq!(parse(text).unwrap(), Settings::default());
+        let want = Settings {
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
+            ..Settings::default()
+        };
+        assert_eq!(parse(text).unwrap(), want);
     }
 
     #[test]
