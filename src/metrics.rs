@@ -171,7 +171,7 @@ impl Metrics {
         counter(
             &mut reg,
             "portsyncd_redis_commands",
-            "Redis commands sent by successful flushes (gate script calls, STATE_DB writes, alert rows, PortInitDone)",
+            "Redis commands sent by successful flushes (gate script calls, STATE_DB writes, alert rows, APPL_DB sets, PortInitDone)",
             c.redis_commands,
         );
         counter_family(
