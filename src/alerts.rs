@@ -31,10 +31,19 @@ impl Cond {
     }
 }
 
+/// A CONFIG_DB change of one port, as `on_config` takes it: the new `mtu` (if a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigChange {
+    Added(Option<u32>),
+    Mtu(Option<u32>),
+    Removed,
+}
+
 /// What the engine needs to know about the daemon on a tick.
 pub struct Facts<'a> {
     pub now_ms: u64,
-    /// Configured ports not yet written (the awaited set).
+    /// Configured ports (in CONFIG_DB now) that have no netdev written yet: the awaited set,
+    /// and ports added at run time whose netdev has not appeared.
     pub awaited: &'a [String],
     pub init_sent: bool,
 }
@@ -57,8 +66,10 @@ pub struct Engine {
     down_since: FxHashMap<String, u64>,
     mtu_off_since: FxHashMap<String, (u64, u32, u32)>,
     resyncs: VecDeque<u64>,
-    /// CONFIG_DB `mtu` per configured port.
+    /// CONFIG_DB `mtu` per configured port (kept live by `on_config`).
     config_mtu: FxHashMap<String, u32>,
+    /// Ports added to CONFIG_DB while running: when (their missing-port timer starts then).
+    configured_since: FxHashMap<String, u64>,
     /// The longest window of any rule (resync history is kept this long).
     max_window: u64,
     /// The longest flap window (flap history is kept this long; 0: no flap rule).
@@ -102,7 +113,9 @@ impl Engine {
             .flat_map(|m| m.drain())
             .filter_map(|(_, a)| a.alert.filter(|_| a.firing).map(Effect::Resolve))
             .collect();
+        let since = std::mem::take(&mut self.configured_since);
         *self = Engine::new(rules, self.start_ms, std::mem::take(&mut self.config_mtu));
+        self.configured_since = since;
         out
     }
 
@@ -160,6 +173,53 @@ impl Engine {
             }
         }
         self.evaluate_port(port, now_ms, &[], true)
+    }
+
+    /// CONFIG_DB changed for `port` (the live view, `cfgview.rs`): its `mtu` is now `want`
+    /// (`None`: no number, or the port was removed). `current` is the port's mirrored state,
+    /// if it has a netdev. A port added starts its missing-port timer now.
+    pub fn on_config(
+        &mut self,
+        port: &str,
+        change: ConfigChange,
+        current: Option<PortState>,
+        now_ms: u64,
+    ) -> Vec<Effect> {
+        let want = match change {
+            ConfigChange::Added(w) => {
+                self.configured_since.insert(port.to_owned(), now_ms);
+                w
+            }
+            ConfigChange::Mtu(w) => w,
+            ConfigChange::Removed => {
+                self.configured_since.remove(port);
+                None
+            }
+        };
+        match want {
+            Some(w) => self.config_mtu.insert(port.to_owned(), w),
+            None => self.config_mtu.remove(port),
+        };
+        match (current, want) {
+            (Some(n), Some(w)) if n.mtu != w => {
+                let since = self.mtu_off_since.get(port).map_or(now_ms, |e| e.0);
+                self.mtu_off_since
+                    .insert(port.to_owned(), (since, n.mtu, w));
+            }
+            _ => {
+                self.mtu_off_since.remove(port);
+            }
+        }
+        if self.rules.is_empty() {
+            return Vec::new();
+        }
+        self.evaluate_port(port, now_ms, &[], true)
+    }
+
+    /// Ports added to CONFIG_DB while running (missing-port candidates until their netdev
+    /// appears).
+    pub fn added_ports(&self) -> impl Iterator<Item = &str> {
+        self.configured_since.keys().map(String::as_str)
     }
 
     /// A resync completed.
@@ -276,9 +336,15 @@ impl Engine {
                 .get(port)
                 .filter(|(s, _, _)| now.saturating_sub(*s) >= after_ms)
                 .map(|(_, got, want)| Cond::Mtu(*got, *want)),
-            Kind::MissingPort { after_ms } => (now.saturating_sub(self.start_ms) >= after_ms
-                && awaited.iter().any(|a| a == port))
-            .then(|| Cond::Missing(now.saturating_sub(self.start_ms) / 1000)),
+            Kind::MissingPort { after_ms } => {
+                let since = self
+                    .configured_since
+                    .get(port)
+                    .copied()
+                    .unwrap_or(self.start_ms);
+                (now.saturating_sub(since) >= after_ms && awaited.iter().any(|a| a == port))
+                    .then(|| Cond::Missing(now.saturating_sub(since) / 1000))
+            }
             Kind::InitStall { .. } | Kind::Resync { .. } => None,
         }
     }

@@ -26,6 +26,8 @@ fn names(effects: &[Effect]) -> Vec<String> {
 enum Step {
     /// (time, port, old, new)
     T(u64, &'static str, Option<PortState>, Option<PortState>),
+    /// (time, port, CONFIG_DB change, the port's current state)
+    Cfg(u64, &'static str, ConfigChange, Option<PortState>),
     /// (time, awaited ports, init sent)
     Tick(u64, &'static [&'static str], bool),
     Resync(u64),
@@ -37,6 +39,7 @@ fn run(rules: Vec<Rule>, mtu: &[(&str, u32)], steps: Vec<(Step, &[&str])>) {
     for (i, (step, want)) in steps.into_iter().enumerate() {
         let got = match step {
             Step::T(now, p, o, n) => e.on_transition(p, o, n, now),
+            Step::Cfg(now, p, c, cur) => e.on_config(p, c, cur, now),
             Step::Tick(now, awaited, init_sent) => {
                 let a: Vec<String> = awaited.iter().map(|s| s.to_string()).collect();
                 e.tick(&Facts {
@@ -186,6 +189,48 @@ fn mtu_mismatch_against_config_db() {
             (
                 Step::T(2000, "Ethernet0", Some(small), Some(UP)),
                 &["resolve mtu_mismatch Ethernet0"],
+            ),
+        ],
+    );
+}
+
+/// Issue #13: `config interface mtu` changes CONFIG_DB and then the kernel (portmgrd): the
+/// mismatch between the two steps never lasts `after_ms`, so nothing fires; a kernel change
+/// without CONFIG_DB still fires; a port removed from CONFIG_DB resolves its alert; a port
+/// added at run time starts its missing-port timer then.
+#[test]
+fn issue13_alerts_follow_the_live_config() {
+    let mtu = Kind::MtuMismatch { after_ms: 1000 };
+    let missing = Kind::MissingPort { after_ms: 1000 };
+    let small = PortState { mtu: 1500, ..UP };
+    run(
+        vec![rule(mtu, 0), rule(missing, 0)],
+        &[("Ethernet0", 9100)],
+        vec![
+            (Step::T(0, "Ethernet0", None, Some(UP)), &[]),
+            (
+                Step::Cfg(100, "Ethernet0", ConfigChange::Mtu(Some(1500)), Some(UP)),
+                &[],
+            ),
+            (Step::T(150, "Ethernet0", Some(UP), Some(small)), &[]),
+            (Step::Tick(2000, &[], true), &[]),
+            (Step::T(3000, "Ethernet0", Some(small), Some(UP)), &[]),
+            (
+                Step::Tick(4000, &[], true),
+                &["fire mtu_mismatch Ethernet0"],
+            ),
+            (
+                Step::Cfg(4100, "Ethernet0", ConfigChange::Removed, Some(UP)),
+                &["resolve mtu_mismatch Ethernet0"],
+            ),
+            (
+                Step::Cfg(5000, "Ethernet8", ConfigChange::Added(Some(9100)), None),
+                &[],
+            ),
+            (Step::Tick(5500, &["Ethernet8"], true), &[]),
+            (
+                Step::Tick(6000, &["Ethernet8"], true),
+                &["fire missing_port Ethernet8"],
             ),
         ],
     );

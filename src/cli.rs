@@ -30,6 +30,14 @@ pub struct Cli {
     /// Validate the settings file and database_config.json, print the result, and exit
     #[arg(long)]
     pub check_config: bool,
+    /// How the daemon starts: decided from APPL_DB's PortConfigDone (auto), the C++ cold start
+    /// (cold), or rejoining a running swss without touching a port (reattach)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::startmode::StartArg::Auto)]
+    pub start_mode: crate::startmode::StartArg,
+    /// Keep APPL_DB PortConfigDone's count equal to the CONFIG_DB port count after port
+    /// breakout (also `track_port_count = true` in the settings file)
+    #[arg(long)]
+    pub track_port_count: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

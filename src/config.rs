@@ -25,6 +25,7 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     syslog_socket: Option<PathBuf>,
     metrics_listen: Option<String>,
+    track_port_count: Option<bool>,
     #[serde(default)]
     alert: Option<Vec<RawAlert>>,
 }
@@ -171,6 +172,11 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Alert rules (`[[alert]]`); the defaults when the file has none.
     pub alerts: Vec<Rule>,
+    /// `--start-mode` (command line only).
+    pub start_mode: crate::startmode::StartArg,
+    /// Keep APPL_DB `PortConfigDone count` equal to the number of CONFIG_DB ports after
+    /// port breakout (sonic-swss#2989). Off by default: the C++ daemon writes it once.
+    pub track_port_count: bool,
 }
 
 impl Default for Settings {
@@ -187,6 +193,8 @@ impl Default for Settings {
             syslog_socket: PathBuf::from("/dev/log"),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
             alerts: default_rules(),
+            start_mode: Default::default(),
+            track_port_count: false,
         }
     }
 }
@@ -291,6 +299,8 @@ impl Settings {
                     rules
                 }
             },
+            start_mode: d.start_mode,
+            track_port_count: raw.track_port_count.unwrap_or(d.track_port_count),
         })
     }
 

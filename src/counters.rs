@@ -36,4 +36,9 @@ pub struct Counters {
     pub state_sets: u64,
     pub state_dels: u64,
     pub gate_misses: u64,
+    /// Link messages and dumped links skipped because they could not be decoded (e.g. a name
+    /// that is not UTF-8), start-up included.
+    pub undecodable_links: u64,
+    /// Times swss restarted cold under this daemon and the cold sequence ran again.
+    pub swss_restarts: u64,
 }

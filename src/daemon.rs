@@ -16,6 +16,7 @@ use crate::notify::Notifier;
 use crate::outbox::{Backoff, Flush, Outbox};
 use crate::port::PortSync;
 use crate::resync::Resync;
+use crate::startmode::{Mode, SwssWatch};
 use crate::startup::{self, Started};
 use crate::store::{self, Store};
 use std::future::Future;
@@ -27,6 +28,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+mod cfgwatch;
+mod follow;
 mod inputs;
 mod outputs;
 mod shutdown;
@@ -96,6 +99,18 @@ struct Loop {
     /// STATE_DB rows written since the heap was last trimmed.
     written_since_trim: usize,
     started_wall_ms: u64,
+    mode: Mode,
+    switch_type: String,
+    /// When to look for swss having restarted (`PortConfigDone` gone).
+    watch: SwssWatch,
+    /// A `PortConfigDone` check or a re-publication in progress.
+    swss_task: Option<follow::SwssTask>,
+    /// The live CONFIG_DB `PORT|*` view, the ports notifications named, the Redis task
+    /// reading or writing for it, and heartbeats since the last full re-read.
+    cfg: crate::cfgview::CfgView,
+    cfg_dirty: rustc_hash::FxHashSet<String>,
+    cfg_task: Option<cfgwatch::CfgTask>,
+    cfg_ticks: u32,
 }
 
 impl Loop {
@@ -105,16 +120,29 @@ impl Loop {
         let mut resync = Resync::default();
         resync.request(s.sock.drops().unwrap_or(0));
         let settings_alerts = settings.alerts.clone();
+        let mut outbox = Outbox::default();
+        for name in &s.gone_rows {
+            info!("reattach: {name} has no netdev any more: removing it from state db");
+            outbox.pending_mut().delete(name);
+        }
+        let mut watch = SwssWatch::default();
+        if s.config_done_seen {
+            watch.arm();
+        }
+        let counters = Counters {
+            undecodable_links: s.undecodable,
+            ..Counters::default()
+        };
         Loop {
             store: s.store,
             sock: s.sock,
             sync: s.sync,
             resync,
             resync_counts: false,
-            outbox: Outbox::default(),
+            outbox,
             retry_at: None,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
-            counters: Counters::default(),
+            counters,
             settings,
             config_file,
             log,
@@ -130,6 +158,14 @@ impl Loop {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            mode: s.mode,
+            switch_type: s.switch_type,
+            watch,
+            swss_task: None,
+            cfg: crate::cfgview::CfgView::new(s.configured, s.port_count),
+            cfg_dirty: Default::default(),
+            cfg_task: None,
+            cfg_ticks: 0,
         }
     }
 
@@ -148,11 +184,13 @@ impl Loop {
             None => "none yet".into(),
         };
         format!(
-            "ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}, alerts firing {}",
+            "{} start, ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}, swss restarts {}, alerts firing {}",
+            self.mode.as_str(),
             up + down,
             self.sync.expected().count(),
             if self.sync.init_sent() { "sent" } else { "pending" },
             self.counters.resyncs,
+            self.counters.swss_restarts,
             self.alerts.firing().count()
         )
     }
@@ -160,6 +198,11 @@ impl Loop {
     async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
         let _logger_sub = self.subscribe_logger(log_tx).await;
+        let (appl_tx, mut appl_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _appl_sub = self.subscribe_appl(appl_tx).await;
+        let (cfg_tx, mut cfg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _cfg_sub = self.subscribe_config_ports(cfg_tx).await;
+        self.launch_cfg();
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
         let listener = match self.settings.metrics_listen {
@@ -201,12 +244,26 @@ impl Loop {
             // its way, so the write is not on the event-to-Redis path.
             crate::logging::flush();
             let retry_at = self.retry_at;
+            let fast_checks = self.fast_checks();
+            let settles_at = self.cfg_settles_at();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
                 _ = hup.recv() => self.reload(),
                 Some(push) = log_rx.recv() => self.on_logger_change(push).await,
+                Some(push) = appl_rx.recv() => self.on_appl_push(push),
+                done = async { self.swss_task.as_mut().expect("guarded by the condition").await }, if self.swss_task.is_some() => {
+                    self.swss_task = None;
+                    self.on_swss_done(done);
+                }
+                _ = tokio::time::sleep(crate::startmode::FAST), if fast_checks => self.launch_check(),
+                Some(push) = cfg_rx.recv() => self.on_config_push(push),
+                done = async { self.cfg_task.as_mut().expect("guarded by the condition").await }, if self.cfg_task.is_some() => {
+                    self.cfg_task = None;
+                    self.on_cfg_done(done);
+                }
+                _ = tokio::time::sleep_until(settles_at.unwrap_or_else(Instant::now)), if settles_at.is_some() => self.launch_cfg(),
                 done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
                     inflight = None;
                     self.on_flushed(done);
@@ -217,6 +274,8 @@ impl Loop {
                 _ = tick.tick() => {
                     self.alert_tick();
                     self.heartbeat();
+                    self.launch_check();
+                    self.reread_config();
                 }
                 Ok((stream, _)) = async { listener.as_ref().expect("guarded by the condition").accept().await }, if listener.is_some() => {
                     tokio::spawn(crate::metrics::respond(stream, self.render_metrics()));
@@ -303,6 +362,8 @@ impl Loop {
             ("init_done", self.sync.init_sent().to_string()),
             ("resyncs", self.counters.resyncs.to_string()),
             ("flush_errors", self.counters.flush_errors.to_string()),
+            ("start_mode", self.mode.as_str().to_string()),
+            ("swss_restarts", self.counters.swss_restarts.to_string()),
         ]
     }
 

@@ -140,6 +140,9 @@ pub enum NetlinkInput {
     Overrun,
     /// A message that could not be decoded (logged and counted, never fatal).
     Malformed(String),
+    /// A link message whose header decoded but whose attributes did not (e.g. a name that is
+    /// not UTF-8): logged with what could be read, counted, skipped — never fatal.
+    Undecodable { ifindex: u32, why: String },
 }
 
 /// Port states shared by the unit tests.

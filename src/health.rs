@@ -218,7 +218,9 @@ async fn audit(
     appl: &mut redis::aio::ConnectionManager,
     dbs: &crate::dbconfig::SonicDbs,
 ) -> Result<Vec<String>> {
-    let links = netlink::dump_links().map_err(|e| Error::netlink("dumping links", e))?;
+    let links = netlink::dump_links()
+        .map_err(|e| Error::netlink("dumping links", e))?
+        .links;
     let kernel: BTreeMap<String, crate::event::PortState> = links
         .into_iter()
         .filter(|l| {

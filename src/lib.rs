@@ -6,6 +6,7 @@
 pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
 pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
+pub mod cfgview; // the live view of CONFIG_DB PORT|* and the PortConfigDone count (pure)
 pub mod checkconfig; // --check-config: files, sockets (as the unit runs), PING
 pub mod cli; // command-line definition
 pub mod config; // TOML settings + flags, validated once
@@ -31,6 +32,7 @@ pub mod requests; // keys in command buffers, pipelines two in flight, poll-once
 pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits
 pub mod sockaccess; // may this process open a unix socket by its mode alone (pure + edges)
+pub mod startmode; // cold / warm / reattach, and the watch for swss restarts (pure)
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
 mod sys; // the only unsafe code: two socket options and glibc's heap trim
@@ -45,7 +47,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Some(ns) => Some(dbconfig::resolve_namespace(&cli.db_global, ns)?),
         None => cli.db_config.clone(),
     };
-    let settings = match Settings::load(cli.config.as_deref(), db_config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref(), db_config.as_deref()) {
         Ok(s) => s,
         // A health check that cannot read its configuration answers UNKNOWN, as monitors expect.
         Err(e) if matches!(cli.command, Some(Command::Health { .. })) => {
@@ -54,6 +56,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
+    settings.start_mode = cli.start_mode;
+    settings.track_port_count |= cli.track_port_count;
     if cli.check_config {
         return checkconfig::run(&settings);
     }

@@ -94,6 +94,18 @@ impl Metrics {
         );
         counter(
             &mut reg,
+            "portsyncd_netlink_undecodable_links",
+            "Link messages skipped because they could not be decoded (e.g. a non-UTF-8 name)",
+            c.undecodable_links,
+        );
+        counter(
+            &mut reg,
+            "portsyncd_swss_restarts",
+            "swss cold restarts followed: PortConfigDone vanished and was published again",
+            c.swss_restarts,
+        );
+        counter(
+            &mut reg,
             "portsyncd_netlink_overruns",
             "ENOBUFS reports (messages lost in the kernel)",
             c.overruns,

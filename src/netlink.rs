@@ -1,16 +1,17 @@
 //! The one place that knows netlink-packet-route: the NETLINK_ROUTE link socket (subscribe to
 //! RTNLGRP_LINK, then dump, so no change falls in the gap), datagram decoding into our own
 //! `NetlinkInput`, overflow detection, and the two one-shot requests start-up needs (list the
-//! existing links, bring a stale netdev admin-down through RTM_SETLINK — never a shell).
+//! existing links, bring a stale netdev admin-down through RTM_SETLINK — never a shell; those
+//! two live in `netlink/oneshot.rs`).
 
 use crate::event::{LinkEvent, LinkOp, Mac, NetlinkInput};
 use crate::sys;
 use netlink_packet_core::{
     parse_string, parse_u32, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-    NLA_TYPE_MASK, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLA_TYPE_MASK, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_DUMP, NLM_F_DUMP_INTR,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::link::{LinkFlags, LinkHeader, LinkMessage};
+use netlink_packet_route::link::{LinkHeader, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
@@ -183,7 +184,10 @@ fn decode_message(bytes: &[u8]) -> Option<NetlinkInput> {
             };
             Some(match link_event(op, payload) {
                 Ok(ev) => NetlinkInput::Link { ev, dumped },
-                Err(e) => NetlinkInput::Malformed(e),
+                Err(LinkError::Header(e)) => NetlinkInput::Malformed(e),
+                Err(LinkError::Attrs { ifindex, why }) => {
+                    NetlinkInput::Undecodable { ifindex, why }
+                }
             })
         }
         NLMSG_DONE => Some(NetlinkInput::DumpDone {
@@ -206,8 +210,33 @@ fn decode_message(bytes: &[u8]) -> Option<NetlinkInput> {
     }
 }
 
-fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
-    let header = LinkHeader::parse(payload).map_err(|e| format!("link header: {e}"))?;
+/// Why a link message could not be turned into a `LinkEvent`.
+enum LinkError {
+    /// Not even the ifinfomsg header.
+    Header(String),
+    /// The header is there (so the ifindex is known); an attribute is not.
+    Attrs { ifindex: u32, why: String },
+}
+
+fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, LinkError> {
+    let header =
+        LinkHeader::parse(payload).map_err(|e| LinkError::Header(format!("link header: {e}")))?;
+    let ifindex = header.index;
+    link_attrs(op, header, payload).map_err(|why| LinkError::Attrs { ifindex, why })
+}
+
+/// The interface name: the bytes up to the first NUL, as UTF-8. A name that is not UTF-8
+/// (the kernel allows any bytes but `/`, `:` and white space) comes back escaped (`\xNN`) for
+/// the log line that reports it.
+fn link_name(value: &[u8]) -> Result<String, String> {
+    let bytes = value.split(|&b| b == 0).next().unwrap_or_default();
+    match std::str::from_utf8(bytes) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(_) => Err(format!("name is not UTF-8: \"{}\"", bytes.escape_ascii())),
+    }
+}
+
+fn link_attrs(op: LinkOp, header: LinkHeader, payload: &[u8]) -> Result<LinkEvent, String> {
     let mut ev = LinkEvent {
         op,
         ifindex: header.index,
@@ -222,9 +251,7 @@ fn link_event(op: LinkOp, payload: &[u8]) -> Result<LinkEvent, String> {
     let mut walk = Attrs::new(attrs);
     for (kind, value) in &mut walk {
         match kind {
-            IFLA_IFNAME => {
-                ev.name = parse_string(value).map_err(|e| format!("IFLA_IFNAME: {e}"))?
-            }
+            IFLA_IFNAME => ev.name = link_name(value)?,
             IFLA_MTU => ev.mtu = parse_u32(value).map_err(|e| format!("IFLA_MTU: {e}"))?,
             IFLA_MASTER => ev.master = parse_u32(value).map_err(|e| format!("IFLA_MASTER: {e}"))?,
             // Only logged: an impossible length (> MAX_ADDR_LEN) leaves it empty rather
@@ -299,84 +326,8 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
-/// A blocking request socket for the start-up one-shots.
-fn request_socket() -> io::Result<Socket> {
-    let mut sock = Socket::new(NETLINK_ROUTE)?;
-    sock.bind_auto()?;
-    sock.connect(&SocketAddr::new(0, 0))?;
-    Ok(sock)
-}
-
-/// Every link the kernel has now, as `(ifindex, name)`, in kernel order (like `if_nameindex`).
-pub fn list_links() -> io::Result<Vec<(u32, String)>> {
-    Ok(dump_links()?
-        .into_iter()
-        .map(|ev| (ev.ifindex, ev.name))
-        .collect())
-}
-
-/// Every link the kernel has now, in kernel order, with its flags and MTU (a consistent dump:
-/// repeated if the kernel flags it interrupted).
-pub fn dump_links() -> io::Result<Vec<LinkEvent>> {
-    let sock = request_socket()?;
-    sock.send(&dump_request(1), 0)?;
-    let mut links = Vec::new();
-    let mut out = Vec::new();
-    loop {
-        let (data, _) = sock.recv_from_full()?;
-        decode_datagram(&data, &mut out);
-        for input in out.drain(..) {
-            match input {
-                NetlinkInput::Link { ev, .. } if ev.op == LinkOp::New => links.push(ev),
-                NetlinkInput::DumpDone { interrupted: false } => return Ok(links),
-                NetlinkInput::DumpDone { interrupted: true } => return dump_links(),
-                NetlinkInput::Malformed(m) => return Err(io::Error::other(m)),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Clear IFF_UP on one link by ifindex and wait for the kernel's acknowledgement. The name
-/// never reaches a shell.
-pub fn set_admin_down(ifindex: u32) -> io::Result<()> {
-    set_admin(ifindex, false)
-}
-
-/// Set or clear IFF_UP on one link (RTM_SETLINK with change mask IFF_UP); returns once the
-/// kernel has acknowledged, i.e. once the change is made and its RTM_NEWLINK is sent.
-pub fn set_admin(ifindex: u32, up: bool) -> io::Result<()> {
-    let sock = request_socket()?;
-    let mut link = LinkMessage::default();
-    link.header.index = ifindex;
-    link.header.flags = if up {
-        LinkFlags::Up
-    } else {
-        LinkFlags::empty()
-    };
-    link.header.change_mask = LinkFlags::Up;
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    header.sequence_number = 1;
-    let mut msg = NetlinkMessage::new(
-        header,
-        NetlinkPayload::from(RouteNetlinkMessage::SetLink(link)),
-    );
-    msg.finalize();
-    let mut bytes = vec![0; msg.buffer_len()];
-    msg.serialize(&mut bytes);
-    sock.send(&bytes, 0)?;
-    let (data, _) = sock.recv_from_full()?;
-    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    match reply.payload {
-        NetlinkPayload::Error(e) => match e.code {
-            None => Ok(()),
-            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
-        },
-        _ => Ok(()),
-    }
-}
+mod oneshot;
+pub use oneshot::{dump_links, list_links, set_admin, set_admin_down, LinkList};
 
 #[cfg(test)]
 #[path = "netlink_tests.rs"]

@@ -1,7 +1,7 @@
 //! Tests of the netlink decoder: datagram walking, the selective decoder against the full
 //! parse, hostile bytes.
 use super::*;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo};
 
 /// The selective decoder agrees with netlink-packet-route's full parse on a real kernel
 /// RTM_NEWLINK (captured from an ifb port on this kernel).

@@ -26,8 +26,8 @@ pub enum Verdict {
     Accepted { renamed_from: Option<String> },
 }
 
-/// What a message means for the name map: set when accepted, cleared on delete.
-fn qualifies(name: &str) -> bool {
+/// Whether portsyncd handles a netdev of this name (the C++ prefix filter).
+pub fn qualifies(name: &str) -> bool {
     PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
@@ -58,6 +58,24 @@ impl PortSync {
 
     pub fn add_old_interface(&mut self, ifindex: u32, name: String) {
         self.old.insert(ifindex, name);
+    }
+
+    /// A cold sequence run again while the loop runs (swss restarted): the netdevs that exist
+    /// now are the stale ones, replacing the previous set (those are gone, and their ifindexes
+    /// may come back on new netdevs). They are no longer mirrored; their rows are swss's to
+    /// clear (its cold start deletes STATE_DB `PORT_TABLE*`).
+    pub fn replace_old_interfaces(&mut self, links: impl IntoIterator<Item = (u32, String)>) {
+        self.old.clear();
+        for (ifindex, name) in links {
+            self.mirror.remove(ifindex);
+            self.old.insert(ifindex, name);
+        }
+    }
+
+    /// Await these configured ports for `PortInitDone` again (a cold sequence run again).
+    pub fn await_again(&mut self, expected: impl IntoIterator<Item = String>) {
+        self.expected = expected.into_iter().collect();
+        self.init_sent = false;
     }
 
     pub fn expected(&self) -> impl Iterator<Item = &str> {
@@ -96,6 +114,11 @@ impl PortSync {
     /// Decide on one message; accepted ones are folded into `batch`.
     pub fn on_link(&mut self, ev: &LinkEvent, batch: &mut Batch) -> Verdict {
         if self.old.contains_key(&ev.ifindex) {
+            if ev.op == LinkOp::Del {
+                // Ignored like every message of an old netdev, but the netdev is gone: forget
+                // its ifindex, so the set stays bounded and a reused ifindex is a new port.
+                self.old.remove(&ev.ifindex);
+            }
             return if qualifies(&ev.name) {
                 Verdict::OldInterface
             } else {

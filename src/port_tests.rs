@@ -240,3 +240,51 @@ fn g10_empty_config_is_due_at_once_and_only_once() {
     assert!(!sync.init_due());
     assert!(sync.init_sent());
 }
+
+/// Issue #11: an old netdev's DELLINK is still ignored, but its ifindex is forgotten, so a
+/// new netdev that reuses it is a port like any other.
+#[test]
+fn issue11_old_ifindex_forgotten_after_its_dellink() {
+    let mut sync = PortSync::new([]);
+    sync.add_old_interface(10, "Ethernet0".into());
+    let mut batch = Batch::default();
+    let del = ev(LinkOp::Del, 10, "Ethernet0", 0x1002);
+    assert_eq!(sync.on_link(&del, &mut batch), Verdict::OldInterface);
+    assert!(
+        batch.is_empty(),
+        "the old netdev's removal clears nothing (G8)"
+    );
+    let reused = ev(LinkOp::New, 10, "Ethernet0", 0x11043);
+    assert_eq!(
+        sync.on_link(&reused, &mut batch),
+        Verdict::Accepted { renamed_from: None }
+    );
+}
+
+/// Issue #11 item 2: swss restarted under the running daemon. The netdevs that exist now
+/// become the stale set (the previous one is dropped), they leave the mirror without a write,
+/// and every configured port is awaited again for a new `PortInitDone`.
+#[test]
+fn issue11_cold_sequence_again_replaces_old_set_and_awaits_again() {
+    let mut sync = PortSync::new(["Ethernet0".to_string()]);
+    sync.add_old_interface(7, "Ethernet0".into());
+    let mut batch = Batch::default();
+    sync.on_link(&ev(LinkOp::New, 20, "Ethernet0", 0x11043), &mut batch);
+    sync.on_written("Ethernet0");
+    sync.mark_init_sent();
+    batch.clear();
+
+    sync.replace_old_interfaces([(20, "Ethernet0".to_string())]);
+    sync.await_again(["Ethernet0".to_string(), "Ethernet4".to_string()]);
+    assert_eq!(sync.known().count(), 0, "stale netdevs are not mirrored");
+    assert!(!sync.init_sent() && !sync.init_due());
+    let stale = ev(LinkOp::New, 20, "Ethernet0", 0x1002);
+    assert_eq!(sync.on_link(&stale, &mut batch), Verdict::OldInterface);
+    let freed = ev(LinkOp::New, 7, "Ethernet4", 0x11043);
+    assert_eq!(
+        sync.on_link(&freed, &mut batch),
+        Verdict::Accepted { renamed_from: None },
+        "ifindexes of the previous stale set are not ignored any more"
+    );
+    assert!(batch.iter().all(|(n, _)| n == "Ethernet4"));
+}

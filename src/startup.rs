@@ -1,16 +1,21 @@
-//! The C++ start-up sequence (spec §1.2), in the same order: logger registration, switch
-//! type, warm-start check, netlink subscribe-then-dump, CONFIG_DB `PORT|*` copied into APPL_DB
-//! `PORT_TABLE` and `PortConfigDone{count}`, pruning, and the stale-netdev step. Redis commands
-//! that C++ sends one by one are pipelined here; their order per database is unchanged.
+//! The C++ start-up sequence (spec §1.2): logger registration, switch type, warm-start check,
+//! netlink subscribe-then-dump, then the start mode (`startmode.rs`) decides the rest. Cold:
+//! the stale `Ethernet*` netdevs are listed and brought down *first*, then CONFIG_DB
+//! `PORT|*` is copied into APPL_DB `PORT_TABLE` with `PortConfigDone{count}`, then pruning.
+//! Reattach: nothing is published or brought down; rows of vanished ports are found. The cold
+//! steps are public so the loop can run them again when swss restarts. Redis commands that
+//! C++ sends one by one are pipelined; their order per database is unchanged.
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::logging::LogControl;
 use crate::netlink::{self, LinkSocket};
 use crate::notify::Notifier;
-use crate::port::PortSync;
-use crate::pst::strip_special;
+use crate::port::{qualifies, PortSync};
+use crate::pst::{strip_special, PORT_TABLE};
+use crate::startmode::{self, Marker, Mode, WarmCheck};
 use crate::store::{Fvs, Store};
+use rustc_hash::FxHashSet;
 use std::path::Path;
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -20,10 +25,20 @@ pub struct Started {
     pub store: Store,
     pub sock: LinkSocket,
     pub sync: PortSync,
-    pub warm: bool,
+    pub mode: Mode,
     pub switch_type: String,
     /// CONFIG_DB `mtu` per configured port (for the mtu_mismatch alert).
     pub config_mtu: rustc_hash::FxHashMap<String, u32>,
+    /// Reattach: rows of ports whose netdev vanished while no daemon ran, to delete.
+    pub gone_rows: Vec<String>,
+    /// `PortConfigDone` is known to be in APPL_DB (the swss watch is armed).
+    pub config_done_seen: bool,
+    /// Links skipped at start-up because they could not be decoded.
+    pub undecodable: u64,
+    /// CONFIG_DB ports as read at start, with their `mtu` (the live view's first state).
+    pub configured: Vec<(String, Option<u32>)>,
+    /// APPL_DB's `PortConfigDone count` once start-up is done (what we wrote, on a cold start).
+    pub port_count: Option<usize>,
 }
 
 /// Wait for `database_config.json` to exist, then for Redis to accept us (logs at most
@@ -69,7 +84,7 @@ pub async fn register_logger(
 }
 
 /// spec §4: warm only if enabled system- or swss-wide and a restore_count exists.
-async fn check_warm_start(store: &mut Store) -> Result<bool> {
+async fn check_warm_start(store: &mut Store) -> Result<WarmCheck> {
     let enable = |k: &str| store.dbs.state.key("WARM_RESTART_ENABLE_TABLE", k);
     let (sys_key, swss_key) = (enable("system"), enable("swss"));
     let sys = store
@@ -103,7 +118,11 @@ async fn check_warm_start(store: &mut Store) -> Result<bool> {
     if let Some(n) = count {
         info!(target: "checkWarmStart", "portsyncd doing warm start, restore count {n}");
     }
-    Ok(count.is_some())
+    Ok(match (enabled, count) {
+        (false, _) => WarmCheck::Disabled,
+        (true, Some(_)) => WarmCheck::Warm,
+        (true, None) => WarmCheck::FallBack,
+    })
 }
 
 /// Run the start-up sequence against a connected store.
@@ -124,15 +143,13 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
     debug!("netlink receive buffer {rcvbuf} bytes");
     info!("Listen to link messages...");
 
-    info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
-    let ports = store
-        .config_ports()
+    let marker = appl_marker(&store, "PortConfigDone")
         .await
-        .map_err(redis_err("reading CONFIG_DB PORT"))?;
-    if ports.is_empty() {
-        info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
-    }
-    let mut sync = PortSync::new(ports.iter().map(|(name, _)| name.clone()));
+        .map_err(redis_err("reading APPL_DB PortConfigDone"))?;
+    let (mode, reason) = startmode::decide(settings.start_mode, warm, marker);
+    info!("start mode {}: {reason}", mode.as_str());
+
+    let ports = read_config(&mut store).await?;
     let config_mtu = ports
         .iter()
         .filter_map(|(name, fvs)| {
@@ -143,68 +160,219 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
             ))
         })
         .collect();
-    if !warm {
-        let mut sets: Vec<(String, Fvs)> = ports
-            .into_iter()
-            .map(|(name, fvs)| {
-                (
-                    name,
-                    fvs.into_iter()
-                        .map(|(f, v)| (strip_special(&f).to_vec(), v))
-                        .collect(),
-                )
-            })
-            .collect();
-        let count = sets.len().to_string().into_bytes();
-        sets.push(("PortConfigDone".into(), vec![(b"count".to_vec(), count)]));
-        store
-            .producer_sets(&sets)
-            .await
-            .map_err(redis_err("writing APPL_DB PORT_TABLE"))?;
-
-        let mut awaited: Vec<String> = sync.expected().map(str::to_owned).collect();
-        awaited.sort(); // the C++ daemon prunes in sorted order
-        let consumed = store
-            .consumed_ports(&awaited)
-            .await
-            .map_err(redis_err("reading APPL_DB PORT_TABLE"))?;
-        for (port, yes) in awaited.iter().zip(consumed) {
-            if yes {
+    let names: Vec<String> = ports.iter().map(|(name, _)| name.clone()).collect();
+    let configured = ports
+        .iter()
+        .map(|(name, fvs)| (name.clone(), crate::cfgview::mtu_of(fvs)))
+        .collect();
+    let mut sync = PortSync::new(names);
+    let mut started = Started {
+        store,
+        sock,
+        sync: PortSync::default(),
+        mode,
+        switch_type,
+        config_mtu,
+        gone_rows: Vec::new(),
+        config_done_seen: marker.present(),
+        undecodable: 0,
+        configured,
+        port_count: None,
+    };
+    match mode {
+        Mode::Warm => {}
+        Mode::Cold => {
+            // The stale netdevs are the ones that exist before PortConfigDone is published:
+            // syncd creates the new host interfaces once orchagent has it (spec §7, the
+            // "stale netdev race"), so list and bring them down first.
+            if started.switch_type != "dpu" {
+                let stale = stale_netdevs(&mut started.undecodable)?;
+                bring_down(&stale);
+                sync.replace_old_interfaces(stale);
+            }
+            started.port_count = Some(ports.len());
+            publish_config(&mut started.store, ports).await?;
+            started.config_done_seen = true;
+            let consumed = consumed(&mut started.store, sync.expected()).await?;
+            for port in &consumed {
                 sync.prune(port);
             }
         }
-        if switch_type != "dpu" {
-            bring_down_stale(&mut sync)?;
+        Mode::Reattach => {
+            let init = appl_marker(&started.store, "PortInitDone")
+                .await
+                .map_err(redis_err("reading APPL_DB PortInitDone"))?;
+            if init.present() {
+                sync = PortSync::new([]);
+                sync.mark_init_sent();
+            }
+            started.gone_rows = gone_rows(&mut started.store, &mut started.undecodable).await?;
         }
+    }
+    if mode != Mode::Cold && marker.present() {
+        started.port_count = port_count(&started.store)
+            .await
+            .map_err(redis_err("reading APPL_DB PortConfigDone"))?;
     }
     info!(
-        "portsyncd started: {} configured port(s) awaited, {} start, switch_type {switch_type}",
+        "portsyncd started: {} configured port(s) awaited, {} start, switch_type {}",
         sync.expected().count(),
-        if warm { "warm" } else { "cold" }
+        mode.as_str(),
+        started.switch_type
     );
-    Ok(Started {
-        store,
-        sock,
-        sync,
-        warm,
-        switch_type,
-        config_mtu,
-    })
+    started.sync = sync;
+    Ok(started)
 }
 
-/// Cold start: every `Ethernet*` netdev that exists now is left over from before; bring it
-/// admin-down through RTM_SETLINK and ignore its ifindex from now on.
-fn bring_down_stale(sync: &mut PortSync) -> Result<()> {
-    let links = netlink::list_links().map_err(|e| Error::netlink("listing links", e))?;
-    for (ifindex, name) in links {
-        if !name.starts_with("Ethernet") {
-            continue;
-        }
+/// Where APPL_DB holds the marker `PORT_TABLE:<name>`: consumed, still pending in the
+/// ProducerStateTable temp hash, or nowhere.
+pub async fn appl_marker(store: &Store, name: &str) -> redis::RedisResult<Marker> {
+    let key = store.dbs.appl.key(PORT_TABLE, name);
+    let (consumed, pending): (bool, bool) = redis::pipe()
+        .cmd("EXISTS")
+        .arg(&key)
+        .cmd("EXISTS")
+        .arg(format!("_{key}"))
+        .query_async(&mut store.appl.clone())
+        .await?;
+    Ok(Marker::from_exists(consumed, pending))
+}
+
+/// APPL_DB's `PortConfigDone count`: the consumed row's, else the pending one's.
+async fn port_count(store: &Store) -> redis::RedisResult<Option<usize>> {
+    let key = store.dbs.appl.key(PORT_TABLE, "PortConfigDone");
+    let (consumed, pending): (Option<String>, Option<String>) = redis::pipe()
+        .cmd("HGET")
+        .arg(&key)
+        .arg("count")
+        .cmd("HGET")
+        .arg(format!("_{key}"))
+        .arg("count")
+        .query_async(&mut store.appl.clone())
+        .await?;
+    Ok(consumed.or(pending).and_then(|c| c.parse().ok()))
+}
+
+/// CONFIG_DB `PORT|*` with the C++ log lines.
+pub async fn read_config(store: &mut Store) -> Result<Vec<(String, Fvs)>> {
+    info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
+    let ports = store
+        .config_ports()
+        .await
+        .map_err(redis_err("reading CONFIG_DB PORT"))?;
+    if ports.is_empty() {
+        info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
+    }
+    Ok(ports)
+}
+
+/// The CONFIG_DB ports into APPL_DB `PORT_TABLE` (field names stripped of `@…`), then
+/// `PortConfigDone {count: N}`, through the ProducerStateTable protocol, in order.
+pub async fn publish_config(store: &mut Store, ports: Vec<(String, Fvs)>) -> Result<()> {
+    let mut sets: Vec<(String, Fvs)> = ports
+        .into_iter()
+        .map(|(name, fvs)| {
+            (
+                name,
+                fvs.into_iter()
+                    .map(|(f, v)| (strip_special(&f).to_vec(), v))
+                    .collect(),
+            )
+        })
+        .collect();
+    let count = sets.len().to_string().into_bytes();
+    sets.push(("PortConfigDone".into(), vec![(b"count".to_vec(), count)]));
+    store
+        .producer_sets(&sets)
+        .await
+        .map_err(redis_err("writing APPL_DB PORT_TABLE"))
+}
+
+/// Cold-start pruning: the awaited ports orchagent already consumed (their APPL_DB row has
+/// `admin_status`), checked in sorted order like the C++ daemon.
+pub async fn consumed<'a>(
+    store: &mut Store,
+    awaited: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>> {
+    let mut awaited: Vec<String> = awaited.map(str::to_owned).collect();
+    awaited.sort();
+    let yes = store
+        .consumed_ports(&awaited)
+        .await
+        .map_err(redis_err("reading APPL_DB PORT_TABLE"))?;
+    Ok(awaited
+        .into_iter()
+        .zip(yes)
+        .filter_map(|(p, y)| y.then_some(p))
+        .collect())
+}
+
+/// The `Ethernet*` netdevs that exist now, in kernel order (what `if_nameindex` lists).
+/// Links that cannot be decoded are logged, counted into `undecodable` and skipped.
+pub fn stale_netdevs(undecodable: &mut u64) -> Result<Vec<(u32, String)>> {
+    let list = netlink::dump_links().map_err(|e| Error::netlink("listing links", e))?;
+    skip_undecodable(&list.undecodable, undecodable);
+    Ok(list
+        .links
+        .into_iter()
+        .filter(|l| l.name.starts_with("Ethernet"))
+        .map(|l| (l.ifindex, l.name))
+        .collect())
+}
+
+fn skip_undecodable(found: &[String], count: &mut u64) {
+    for why in found {
+        warn!("skipping an undecodable link: {why}");
+    }
+    *count += found.len() as u64;
+}
+
+/// Bring each stale netdev admin-down through RTM_SETLINK (never a shell).
+pub fn bring_down(stale: &[(u32, String)]) {
+    for (ifindex, name) in stale {
         debug!(target: "LinkSync", "Bring down old interface {name}({ifindex})");
-        if let Err(e) = netlink::set_admin_down(ifindex) {
+        if let Err(e) = netlink::set_admin_down(*ifindex) {
             warn!(target: "LinkSync", "Failed to bring down old interface {name}({ifindex}): {e}");
         }
-        sync.add_old_interface(ifindex, name);
     }
-    Ok(())
+}
+
+/// Reattach: STATE_DB `PORT_TABLE|<name>` rows that portsyncd wrote (they have `state`) for
+/// names we handle whose netdev no longer exists — a DELLINK this daemon missed while it was
+/// down. Rows without `state` are orchagent's (it creates some before the netdev exists).
+async fn gone_rows(store: &mut Store, undecodable: &mut u64) -> Result<Vec<String>> {
+    let rerr = redis_err("reading STATE_DB PORT_TABLE");
+    let prefix = store.dbs.state.key(PORT_TABLE, "");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut store.state)
+        .await
+        .map_err(rerr)?;
+    let list = netlink::dump_links().map_err(|e| Error::netlink("listing links", e))?;
+    skip_undecodable(&list.undecodable, undecodable);
+    let kernel: FxHashSet<String> = list.links.into_iter().map(|l| l.name).collect();
+    let names: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(prefix.as_str()))
+        .filter(|n| qualifies(n) && !kernel.contains(*n))
+        .collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for n in &names {
+        pipe.cmd("HEXISTS")
+            .arg(store.dbs.state.key(PORT_TABLE, n))
+            .arg("state");
+    }
+    let ours: Vec<bool> = pipe
+        .query_async(&mut store.state)
+        .await
+        .map_err(redis_err("reading STATE_DB PORT_TABLE"))?;
+    Ok(names
+        .into_iter()
+        .zip(ours)
+        .filter(|&(_, ours)| ours)
+        .map(|(n, _)| n.to_owned())
+        .collect())
 }

@@ -79,7 +79,7 @@ async fn issue5_sd_notify_ready_status_watchdog_stopping_in_order() {
     d.wait_note("STOPPING=1").await;
     let notes = d.notes();
     assert!(
-        notes[0].contains("READY=1") && notes[0].contains("STATUS=ports 0"),
+        notes[0].contains("READY=1") && notes[0].contains("STATUS=cold start, ports 0"),
         "{notes:?}"
     );
     let first_watchdog = notes.iter().position(|n| n.contains("WATCHDOG=1")).unwrap();

@@ -41,6 +41,10 @@ impl Loop {
                     self.counters.malformed += 1;
                     warn!("undecodable netlink message: {m}");
                 }
+                NetlinkInput::Undecodable { ifindex, why } => {
+                    self.counters.undecodable_links += 1;
+                    warn!("skipping undecodable link message for ifindex {ifindex}: {why}");
+                }
             }
         }
         if self.pending_since.is_none() && !self.outbox.pending_mut().is_empty() {

@@ -103,7 +103,26 @@ impl Loop {
 
     /// Periodic evaluation of every alert rule.
     pub(super) fn alert_tick(&mut self) {
-        let awaited: Vec<String> = self.sync.expected().map(str::to_owned).collect();
+        // Awaited ports still in CONFIG_DB, and ports added since start without a netdev.
+        let mut awaited: Vec<String> = self
+            .sync
+            .expected()
+            .filter(|p| self.cfg.contains(p))
+            .map(str::to_owned)
+            .collect();
+        let added: Vec<&str> = self.alerts.added_ports().collect();
+        if !added.is_empty() {
+            let mirrored: rustc_hash::FxHashSet<&str> =
+                self.sync.states().map(|(n, _)| n).collect();
+            awaited.extend(
+                added
+                    .into_iter()
+                    .filter(|p| self.cfg.contains(p) && !mirrored.contains(p))
+                    .map(str::to_owned),
+            );
+            awaited.sort();
+            awaited.dedup();
+        }
         let facts = Facts {
             now_ms: self.clock_ms(),
             awaited: &awaited,

@@ -16,11 +16,14 @@ mod daemon;
 mod netns;
 mod redis_server;
 pub mod sonic;
+mod watchers;
 
 pub use daemon::Daemon;
 pub use netns::Netns;
 #[allow(unused_imports)]
 pub use redis_server::{Monitor, Redis};
+#[allow(unused_imports)]
+pub use watchers::{KeyspaceWatch, LinkWatch};
 
 pub const DEADLINE: Duration = Duration::from_secs(15);
 static SEQ: AtomicU32 = AtomicU32::new(0);
