@@ -2,10 +2,12 @@
 //! turn become at most one `DEL` followed by at most one 4-field `HSET` with the latest state,
 //! which leaves Redis exactly as the C++ daemon's one-write-per-message would, with fewer
 //! commands. A failed flush is merged back *under* anything that arrived since, so per-port
-//! order is kept across retries. Pure: no I/O.
+//! order is kept across retries. A set folded away by a later delete leaves a *probe*: the
+//! port's APPL_DB gate is still asked (spec §2.1: C++ stops awaiting a port on the NEWLINK
+//! whose gate passes), but nothing superseded is written. Pure: no I/O.
 
 use crate::event::PortState;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// What to do with one port's STATE_DB row: optionally delete it, then optionally set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,6 +35,8 @@ impl PortOp {
 pub struct Batch {
     order: Vec<String>,
     ops: FxHashMap<String, PortOp>,
+    /// Ports whose set was folded into a later delete: gate-checked, not written.
+    probes: FxHashSet<String>,
 }
 
 impl Batch {
@@ -48,11 +52,18 @@ impl Batch {
     pub fn clear(&mut self) {
         self.order.clear();
         self.ops.clear();
+        self.probes.clear();
     }
 
-    fn push(&mut self, name: &str, op: PortOp) {
+    /// Fold `op` in after whatever the batch already holds for `name`.
+    pub fn push(&mut self, name: &str, op: PortOp) {
         match self.ops.get_mut(name) {
-            Some(cur) => *cur = cur.then(op),
+            Some(cur) => {
+                if op.delete && cur.set.is_some() {
+                    self.probes.insert(name.to_owned());
+                }
+                *cur = cur.then(op);
+            }
             None => {
                 self.order.push(name.to_owned());
                 self.ops.insert(name.to_owned(), op);
@@ -89,6 +100,9 @@ impl Batch {
         let mut rest = Batch::default();
         for name in rest_order {
             let op = self.ops.remove(&name).expect("order and ops agree");
+            if self.probes.remove(&name) {
+                rest.probes.insert(name.clone());
+            }
             rest.ops.insert(name.clone(), op);
             rest.order.push(name);
         }
@@ -98,9 +112,45 @@ impl Batch {
     /// Put an older batch (one whose flush failed) underneath this one.
     pub fn merge_older(&mut self, older: Batch) {
         let newer = std::mem::replace(self, older);
+        self.probes.extend(newer.probes);
         for name in newer.order {
             let op = newer.ops[&name];
             self.push(&name, op);
+        }
+    }
+
+    /// Whether the batch touches `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.ops.contains_key(name)
+    }
+
+    /// Move the ports `pick` chooses into a new batch (first-touch order kept in both).
+    pub fn extract(&mut self, mut pick: impl FnMut(&str) -> bool) -> Batch {
+        let mut out = Batch::default();
+        for name in std::mem::take(&mut self.order) {
+            if !pick(&name) {
+                self.order.push(name);
+                continue;
+            }
+            let op = self.ops.remove(&name).expect("order and ops agree");
+            if self.probes.remove(&name) {
+                out.probes.insert(name.clone());
+            }
+            out.ops.insert(name.clone(), op);
+            out.order.push(name);
+        }
+        out
+    }
+
+    /// Whether `name`'s gate is asked although its op sets nothing (a folded-away set).
+    pub fn is_probe(&self, name: &str) -> bool {
+        !self.probes.is_empty() && self.probes.contains(name)
+    }
+
+    /// Keep only the probes `keep` wants (the loop keeps those of ports still awaited).
+    pub fn retain_probes(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        if !self.probes.is_empty() {
+            self.probes.retain(|n| keep(n));
         }
     }
 
@@ -109,10 +159,11 @@ impl Batch {
         self.order.iter().map(|n| (n.as_str(), self.ops[n]))
     }
 
-    /// Ports whose latest op sets the row: these need the APPL_DB gate check.
+    /// Ports whose latest op sets the row, or that are probes: these need the APPL_DB gate
+    /// check.
     pub fn gated(&self) -> impl Iterator<Item = &str> {
         self.iter()
-            .filter(|(_, op)| op.set.is_some())
+            .filter(|(n, op)| op.set.is_some() || self.is_probe(n))
             .map(|(n, _)| n)
     }
 }
@@ -124,18 +175,26 @@ pub enum StateWrite<'a> {
     Set(&'a str, PortState),
 }
 
-/// The STATE_DB commands for a batch, given which gated ports have an APPL_DB entry now.
+/// The STATE_DB commands for a batch, given which gated ports have an APPL_DB entry now
+/// (`in_appl_db` is asked once per gated port, in `gated()` order, probes included).
 /// A set whose gate fails is dropped (the C++ "Cannot find … in port table" case); a delete is
-/// never gated.
+/// never gated; a probe writes nothing.
 pub fn plan(batch: &Batch, mut in_appl_db: impl FnMut(&str) -> bool) -> Vec<StateWrite<'_>> {
     let mut out = Vec::with_capacity(batch.len());
     for (name, op) in batch.iter() {
         if op.delete {
             out.push(StateWrite::Del(name));
         }
-        if let Some(state) = op.set {
-            if in_appl_db(name) {
-                out.push(StateWrite::Set(name, state));
+        match op.set {
+            Some(state) => {
+                if in_appl_db(name) {
+                    out.push(StateWrite::Set(name, state));
+                }
+            }
+            None => {
+                if batch.is_probe(name) {
+                    in_appl_db(name);
+                }
             }
         }
     }
@@ -143,129 +202,5 @@ pub fn plan(batch: &Batch, mut in_appl_db: impl FnMut(&str) -> bool) -> Vec<Stat
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::fixtures::{ADMIN_DOWN, UP};
-
-    enum In {
-        S(PortState),
-        D,
-    }
-
-    /// (messages for one port in order, expected folded op)
-    #[test]
-    fn folding_table() {
-        let table: Vec<(Vec<In>, PortOp)> = vec![
-            (
-                vec![In::S(ADMIN_DOWN)],
-                PortOp {
-                    delete: false,
-                    set: Some(ADMIN_DOWN),
-                },
-            ),
-            (
-                vec![In::S(ADMIN_DOWN), In::S(UP)],
-                PortOp {
-                    delete: false,
-                    set: Some(UP),
-                },
-            ),
-            (
-                vec![In::S(UP), In::D],
-                PortOp {
-                    delete: true,
-                    set: None,
-                },
-            ),
-            (
-                vec![In::D, In::S(UP)],
-                PortOp {
-                    delete: true,
-                    set: Some(UP),
-                },
-            ),
-            (
-                vec![In::S(UP), In::D, In::S(ADMIN_DOWN)],
-                PortOp {
-                    delete: true,
-                    set: Some(ADMIN_DOWN),
-                },
-            ),
-            (
-                vec![In::D, In::D],
-                PortOp {
-                    delete: true,
-                    set: None,
-                },
-            ),
-        ];
-        for (inputs, want) in table {
-            let mut b = Batch::default();
-            for i in inputs {
-                match i {
-                    In::S(s) => b.set("Ethernet0", s),
-                    In::D => b.delete("Ethernet0"),
-                }
-            }
-            assert_eq!(b.iter().collect::<Vec<_>>(), vec![("Ethernet0", want)]);
-        }
-    }
-
-    #[test]
-    fn failed_batch_goes_under_newer_events() {
-        let mut old = Batch::default();
-        old.set("Ethernet0", UP);
-        old.set("Ethernet4", UP);
-        let mut new = Batch::default();
-        new.delete("Ethernet4");
-        new.set("Ethernet8", ADMIN_DOWN);
-        new.merge_older(old);
-        let got: Vec<_> = new.iter().collect();
-        assert_eq!(
-            got,
-            vec![
-                (
-                    "Ethernet0",
-                    PortOp {
-                        delete: false,
-                        set: Some(UP)
-                    }
-                ),
-                (
-                    "Ethernet4",
-                    PortOp {
-                        delete: true,
-                        set: None
-                    }
-                ),
-                (
-                    "Ethernet8",
-                    PortOp {
-                        delete: false,
-                        set: Some(ADMIN_DOWN)
-                    }
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn plan_gates_sets_but_not_deletes() {
-        let mut b = Batch::default();
-        b.set("Ethernet0", UP);
-        b.delete("Ethernet96");
-        b.set("Ethernet4", ADMIN_DOWN);
-        b.delete("Ethernet8");
-        b.set("Ethernet8", UP);
-        let w = plan(&b, |n| n != "Ethernet4");
-        assert_eq!(
-            w,
-            vec![
-                StateWrite::Set("Ethernet0", UP),
-                StateWrite::Del("Ethernet96"),
-                StateWrite::Del("Ethernet8"),
-                StateWrite::Set("Ethernet8", UP),
-            ]
-        );
-    }
-}
+#[path = "batch_tests.rs"]
+mod tests;

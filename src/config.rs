@@ -191,7 +191,9 @@ impl Default for Settings {
             shutdown_flush: Duration::from_secs(5),
             heartbeat: Duration::from_secs(5),
             syslog_socket: PathBuf::from("/dev/log"),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
+            // Off unless configured: the C++ daemon opens no port (the packaged settings file
+            // turns it on, on loopback).
+            metrics_listen: None,
             alerts: default_rules(),
             start_mode: Default::default(),
             track_port_count: false,

@@ -1,5 +1,5 @@
 //! The loop's own counters (no global registry): what happened since start. The loop logs a
-//! summary at shutdown; later the metrics endpoint and the health check read the same struct.
+//! summary at shutdown; the metrics endpoint and the health check read the same struct.
 
 /// Plain counters, owned and updated by the event loop.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -41,4 +41,40 @@ pub struct Counters {
     pub undecodable_links: u64,
     /// Times swss restarted cold under this daemon and the cold sequence ran again.
     pub swss_restarts: u64,
+    /// Error replies to single commands (the key is retried on its own), by the reply's first
+    /// word (`WRONGTYPE`, `OOM` …); at most `KEY_ERROR_REASONS` reasons, then `other`.
+    pub key_errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// Distinct reasons kept in `Counters::key_errors` (bounds the metric's label set).
+pub const KEY_ERROR_REASONS: usize = 16;
+
+impl Counters {
+    /// Count one error reply.
+    pub fn key_error(&mut self, reason: &str) {
+        let known = self.key_errors.contains_key(reason);
+        let reason = if known || self.key_errors.len() < KEY_ERROR_REASONS {
+            reason
+        } else {
+            "other"
+        };
+        *self.key_errors.entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_error_reasons_are_bounded() {
+        let mut c = Counters::default();
+        for i in 0..40 {
+            c.key_error(&format!("R{i}"));
+        }
+        c.key_error("R0");
+        assert_eq!(c.key_errors.len(), KEY_ERROR_REASONS + 1);
+        assert_eq!(c.key_errors["R0"], 2);
+        assert_eq!(c.key_errors["other"], 40 - KEY_ERROR_REASONS as u64);
+    }
 }

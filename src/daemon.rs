@@ -1,7 +1,8 @@
 //! The event loop: one `select!` over signals, the log-level subscription, the in-flight Redis
-//! flush, the retry timer and the netlink socket. Each turn reads a bounded number of
-//! datagrams and runs every message through the port state machine into the outbox; whenever
-//! no flush is in flight the outbox's batch goes out as pipelines. Redis errors never leave
+//! flush, the retry timer, the netlink socket and, last, the /metrics endpoint's requests for
+//! a snapshot. Each turn reads a bounded number of datagrams and runs every message through the
+//! port state machine into the outbox; whenever no flush is in flight the outbox's batch goes
+//! out as pipelines. Redis errors never leave
 //! the loop: the batch is retried with capped, jittered backoff, then a fresh dump reconciles
 //! whatever Redis may have lost. Shutdown is an input like any other.
 
@@ -9,11 +10,12 @@ use crate::alerts::Engine;
 use crate::config::Settings;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
+use crate::lease::{Lease, Renewal};
 use crate::logging::{LogControl, LogTarget};
 use crate::metrics::Metrics;
 use crate::netlink::LinkSocket;
 use crate::notify::Notifier;
-use crate::outbox::{Backoff, Flush, Outbox};
+use crate::outbox::{Backoff, Flush, FlushReply, Outbox};
 use crate::port::PortSync;
 use crate::resync::Resync;
 use crate::startmode::{Mode, SwssWatch};
@@ -35,7 +37,7 @@ mod outputs;
 mod shutdown;
 
 /// A finished flush: what was sent, when its oldest message arrived, and what Redis said.
-type FlushDone = (Flush, Option<Instant>, redis::RedisResult<Vec<bool>>);
+type FlushDone = (Flush, Option<Instant>, redis::RedisResult<FlushReply>);
 type Inflight = Pin<Box<dyn Future<Output = FlushDone>>>;
 
 /// Build the runtime and run the daemon until SIGTERM/SIGINT.
@@ -111,6 +113,9 @@ struct Loop {
     cfg_dirty: rustc_hash::FxHashSet<String>,
     cfg_task: Option<cfgwatch::CfgTask>,
     cfg_ticks: u32,
+    lease: Lease,
+    /// Where a heartbeat task reports that another instance took the lease (set by `run`).
+    lease_lost: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Loop {
@@ -133,7 +138,7 @@ impl Loop {
             undecodable_links: s.undecodable,
             ..Counters::default()
         };
-        Loop {
+        let mut l = Loop {
             store: s.store,
             sock: s.sock,
             sync: s.sync,
@@ -166,6 +171,20 @@ impl Loop {
             cfg_dirty: Default::default(),
             cfg_task: None,
             cfg_ticks: 0,
+            lease: s.lease,
+            lease_lost: None,
+        };
+        // Start-up sets that got an error reply are retried from here, each on its own.
+        l.park_failed_sets(s.failed_sets);
+        l
+    }
+
+    /// Park ProducerStateTable sets that got an error reply (start-up, swss restart): each is
+    /// reported and retried on its own backoff.
+    fn park_failed_sets(&mut self, sets: crate::store::FailedSets) {
+        for (key, fvs, e) in sets {
+            let note = self.outbox.park_appl(key, fvs, e, self.clock_ms());
+            self.on_key_note(note);
         }
     }
 
@@ -203,16 +222,13 @@ impl Loop {
         let (cfg_tx, mut cfg_rx) = tokio::sync::mpsc::unbounded_channel();
         let _cfg_sub = self.subscribe_config_ports(cfg_tx).await;
         self.launch_cfg();
+        let (lease_tx, mut lease_rx) = tokio::sync::mpsc::unbounded_channel();
+        self.lease_lost = Some(lease_tx);
+        let mut lost = None;
         let mut inflight: Option<Inflight> = None;
         let mut inputs = Vec::new();
-        let listener = match self.settings.metrics_listen {
-            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    error!("metrics endpoint disabled: cannot listen on {addr}: {e}");
-                    None
-                }
-            },
+        let mut feed = match self.settings.metrics_listen {
+            Some(addr) => crate::metrics_http::Feed::start(addr, self.metrics.clone()),
             None => None,
         };
         let mut tick = tokio::time::interval(self.notifier.tick(self.settings.heartbeat));
@@ -244,12 +260,26 @@ impl Loop {
             // its way, so the write is not on the event-to-Redis path.
             crate::logging::flush();
             let retry_at = self.retry_at;
+            // A key parked after an error reply wakes the loop when its backoff ends (only
+            // when a flush could start then, so it never spins).
+            let key_due = match (&inflight, retry_at) {
+                (None, None) => self
+                    .outbox
+                    .next_due()
+                    .map(|ms| self.started + Duration::from_millis(ms)),
+                _ => None,
+            };
             let fast_checks = self.fast_checks();
             let settles_at = self.cfg_settles_at();
             tokio::select! {
                 biased;
                 _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
+                Some(holder) = lease_rx.recv() => {
+                    error!("writer lease lost, shutting down: now held by {holder}");
+                    lost = Some(holder);
+                    break;
+                }
                 _ = hup.recv() => self.reload(),
                 Some(push) = log_rx.recv() => self.on_logger_change(push).await,
                 Some(push) = appl_rx.recv() => self.on_appl_push(push),
@@ -277,9 +307,6 @@ impl Loop {
                     self.launch_check();
                     self.reread_config();
                 }
-                Ok((stream, _)) = async { listener.as_ref().expect("guarded by the condition").accept().await }, if listener.is_some() => {
-                    tokio::spawn(crate::metrics::respond(stream, self.render_metrics()));
-                }
                 r = self.sock.read_batch(self.settings.max_datagrams_per_turn, &mut inputs) => match r {
                     Ok(_) => self.on_inputs(&mut inputs),
                     Err(e) => {
@@ -287,10 +314,18 @@ impl Loop {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                // After netlink: a scrape never delays reading it (metrics_http).
+                _ = async { feed.as_mut().expect("guarded by the condition").wanted().await }, if feed.is_some() => {
+                    let snap = self.metrics_snapshot();
+                    if let Some(f) = feed.as_mut() {
+                        f.publish(snap);
+                    }
+                }
+                _ = tokio::time::sleep_until(key_due.unwrap_or_else(Instant::now)), if key_due.is_some() => {}
             }
         }
         crate::logging::set_buffering(false);
-        self.shutdown(inflight).await
+        self.shutdown(inflight, lost).await
     }
 
     /// Keyspace notifications for CONFIG_DB `LOGGER|portsyncd` (what swssloglevel writes).
@@ -327,16 +362,20 @@ impl Loop {
     }
 
     /// The loop is alive: tell systemd (WATCHDOG=1, STATUS=) and write the heartbeat row that
-    /// `portsyncd health` reads. The Redis write runs as its own task so a stalled Redis cannot
-    /// hold up the loop.
+    /// `portsyncd health` reads, renewing the writer lease. The Redis write runs as its own
+    /// task so a stalled Redis cannot hold up the loop; a lost lease comes back as an input.
     fn heartbeat(&mut self) {
         self.notifier.alive(&self.status());
         let fields = self.health_fields("running");
         let mut store = self.store.clone();
+        let (lease, lost) = (self.lease.clone(), self.lease_lost.clone());
         tokio::spawn(async move {
-            let key = store.dbs.state.key(store::HEALTH_TABLE, "portsyncd");
             let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
-            let _ = store.hset(false, &key, &fv).await;
+            if let Ok(Renewal::Lost(holder)) = lease.renew(&mut store, &fv).await {
+                if let Some(tx) = lost {
+                    let _ = tx.send(holder);
+                }
+            }
         });
     }
 

@@ -15,6 +15,9 @@ pub const EXIT_REDIS: u8 = 69;
 pub const EXIT_OS: u8 = 71;
 /// Exit code when shutdown could not flush pending writes in time (EX_TEMPFAIL).
 pub const EXIT_FLUSH: u8 = 75;
+/// Exit code when another live portsyncd holds the writer lease (EX_CANTCREAT). Units list
+/// it in `RestartPreventExitStatus=`: restarting would only be refused again.
+pub const EXIT_LEASE: u8 = 73;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,6 +55,8 @@ pub enum Error {
         secs: f64,
         reason: String,
     },
+    #[error("another portsyncd holds the writer lease: {holder}")]
+    Lease { holder: String },
 }
 
 impl Error {
@@ -96,6 +101,7 @@ impl Error {
             Error::Redis { .. } => EXIT_REDIS,
             Error::Netlink { .. } | Error::Io { .. } => EXIT_OS,
             Error::Flush { .. } => EXIT_FLUSH,
+            Error::Lease { .. } => EXIT_LEASE,
         }
     }
 }

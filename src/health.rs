@@ -1,11 +1,13 @@
 //! `portsyncd health`, for cron and monit: is the daemon alive and its loop ticking (the
-//! heartbeat row it writes to STATE_DB), is Redis reachable, was PortInitDone sent, and do the
+//! heartbeat row it writes to STATE_DB, which is also the writer lease: who holds it, and is
+//! that process still there), is Redis reachable, was PortInitDone sent, and do the
 //! kernel and STATE_DB agree (a drift audit)? One summary line, details with `-v`, `--json`
 //! for machines. Exit codes follow the monitoring-plugin convention.
 
 use crate::config::Settings;
 use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
+use crate::lease::{self, Identity};
 use crate::netlink;
 use crate::port::PREFIXES;
 use crate::store::{self, HEALTH_TABLE};
@@ -98,11 +100,37 @@ pub async fn evaluate(settings: &Settings) -> Result<Report> {
         .query_async(&mut state)
         .await
         .map_err(|e| Error::redis("reading the heartbeat", e))?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    // The lease's clock is Redis's (`TIME`), so heartbeat ages are measured on it too.
+    let now_ms = match redis::cmd("TIME")
+        .query_async::<(u64, u64)>(&mut state)
+        .await
+    {
+        Ok((s, us)) => s * 1000 + us / 1000,
+        Err(e) => return Err(Error::redis("reading TIME", e)),
+    };
     let num = |f: &str| hb.get(f).and_then(|v| v.parse::<u64>().ok());
+    let field = |f: &str| hb.get(f).cloned().unwrap_or_default();
+    let holder = Identity {
+        pid: field("pid"),
+        host: field("host"),
+        boot_id: field("boot_id"),
+        pidns: field("pidns"),
+    };
+    let here = Identity::current();
+    let visible = here.shares_pids_with(&holder);
+    let who = format!(
+        "pid {} on {}",
+        if holder.pid.is_empty() {
+            "?"
+        } else {
+            &holder.pid
+        },
+        if holder.host.is_empty() {
+            "?"
+        } else {
+            &holder.host
+        }
+    );
     match (
         hb.get("state").map(String::as_str),
         num("heartbeat_ms"),
@@ -121,13 +149,21 @@ pub async fn evaluate(settings: &Settings) -> Result<Report> {
                 hb.get("pid").map(String::as_str).unwrap_or("?")
             ),
         )),
+        (Some(_), Some(at), _) if visible && !lease::pid_alive(&holder.pid) => checks.push(check(
+            "daemon",
+            Status::Critical,
+            format!(
+                "{who} is gone (killed?), last heartbeat {:.1}s ago; the next start takes the lease over",
+                now_ms.saturating_sub(at) as f64 / 1e3
+            ),
+        )),
         (Some(_), Some(at), Some(every)) if now_ms.saturating_sub(at) > every * 3 + 1000 => checks
             .push(check(
                 "daemon",
                 Status::Critical,
                 format!(
-                    "loop not ticking: last heartbeat {:.1}s ago (every {:.1}s)",
-                    (now_ms - at) as f64 / 1e3,
+                    "loop not ticking: {who}, last heartbeat {:.1}s ago (every {:.1}s)",
+                    now_ms.saturating_sub(at) as f64 / 1e3,
                     every as f64 / 1e3
                 ),
             )),
@@ -135,10 +171,19 @@ pub async fn evaluate(settings: &Settings) -> Result<Report> {
             "daemon",
             Status::Ok,
             format!(
-                "pid {} alive, heartbeat {:.1}s ago, {} port(s)",
-                hb.get("pid").map(String::as_str).unwrap_or("?"),
+                "{who} {}, heartbeat {:.1}s ago, {} port(s){}",
+                if hb.get("state").map(String::as_str) == Some("starting") {
+                    "starting"
+                } else {
+                    "alive"
+                },
                 now_ms.saturating_sub(at) as f64 / 1e3,
-                num("ports").unwrap_or(0)
+                num("ports").unwrap_or(0),
+                if visible {
+                    ""
+                } else {
+                    " (writer lease held from another host or pid namespace: its pid is not checked from here)"
+                }
             ),
         )),
         _ => checks.push(check(

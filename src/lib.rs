@@ -5,6 +5,7 @@
 
 pub mod alerts; // pure alert engine: transitions and ticks in, alert effects out
 pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
+pub mod backoff; // capped, jittered backoff for whole-flush retries (pure)
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
 pub mod cfgview; // the live view of CONFIG_DB PORT|* and the PortConfigDone count (pure)
 pub mod checkconfig; // --check-config: files, sockets (as the unit runs), PING
@@ -17,12 +18,16 @@ pub mod dbconfig; // database_config.json → socket, id, separator per DB
 pub mod dbwait; // start-up waits for database_config.json and Redis, and says why
 pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
+pub mod flush; // one Flush → gate, STATE_DB pipeline, APPL_DB sets; error replies per key
 pub mod fuzzing; // entry points shared by the fuzz targets and the corpus replay test
 pub mod health; // `portsyncd health`: checks and exit codes
+pub mod keyretry; // per-key retry after an error reply: backoff and log rate limit (pure)
 pub mod lab; // `portsyncd lab`: the self-contained demo
+pub mod lease; // one writer: the STATE_DB lease, its rule and its script
 pub mod logging; // log targets, SONiC level names, live level changes
 mod logsink; // line formats (terminal, journald, syslog) and writers
-pub mod metrics; // Prometheus text from the loop's counters, and the /metrics responder
+pub mod metrics; // OpenMetrics text from a snapshot of the loop's counters
+pub mod metrics_http; // the /metrics endpoint: bounded, off the loop's hot path
 pub mod netlink; // the only module that knows netlink-packet-route
 pub mod notify; // sd_notify READY / STATUS / WATCHDOG / STOPPING
 pub mod outbox; // what still has to reach Redis: pending batch, retries (pure)
@@ -35,7 +40,8 @@ pub mod sockaccess; // may this process open a unix socket by its mode alone (pu
 pub mod startmode; // cold / warm / reattach, and the watch for swss restarts (pure)
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
-mod sys; // the only unsafe code: two socket options and glibc's heap trim
+mod sys; // the only unsafe code: socket options, glibc's local time and heap trim
+mod syslog; // RFC 3164 datagrams on a non-blocking, reconnecting socket
 
 use cli::{Cli, Command};
 use config::Settings;

@@ -23,7 +23,8 @@ pub enum LogTarget {
     Auto,
     /// stderr lines with `<N>` priority prefixes, no timestamps (journald adds its own).
     Journald,
-    /// Datagrams to /dev/log, ident `portsyncd`, the C++ `:- fn: msg` shape.
+    /// Datagrams to /dev/log (`syslog_socket`): RFC 3164 header with `portsyncd[pid]`, then
+    /// the C++ `:- fn: msg` text; never blocks, reconnects after rsyslogd restarts.
     Syslog,
     /// Readable, colour-free lines with timestamps and SONiC level names.
     Stderr,

@@ -1,13 +1,15 @@
 //! Log line formats and writers. Three styles share one formatter: a terminal line
 //! (`2026-… NOTICE Publish Ethernet0(ok:up) to state db`), a journald line (`<5>Publish …`: the
 //! priority prefix systemd parses on stderr, no duplicate timestamp), and a syslog datagram to
-//! /dev/log (`<13>portsyncd: :- onMsg: Publish …`, the C++ daemon's shape). While the event loop
-//! runs, stderr lines are collected and written once per loop turn.
+//! /dev/log (`<13>Dec  1 20:02:16 portsyncd[42]: :- onMsg: Publish …`: RFC 3164's header, then
+//! the C++ daemon's text; see `syslog`). While the event loop runs, stderr lines are collected
+//! and written once per loop turn; syslog datagrams go out at once, one per line, on a
+//! non-blocking socket.
 
+use crate::syslog::SyslogSocket;
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::field::{Field, Visit};
@@ -60,14 +62,12 @@ where
                 w.write_str(padded(name))?;
             }
             Style::Journald => write!(w, "<{pri}>")?,
-            // Facility LOG_USER (1 << 3), like glibc's default for a process that never
-            // called openlog().
-            Style::Syslog => write!(
-                w,
-                "<{}>portsyncd: :- {}: ",
-                8 + pri,
-                function(meta.target())
-            )?,
+            Style::Syslog => {
+                crate::syslog::write_header(&mut w, pri)?;
+                w.write_str(":- ")?;
+                w.write_str(function(meta.target()))?;
+                w.write_str(": ")?;
+            }
         }
         let _ = ctx;
         SCRATCH.with(|scratch| {
@@ -204,8 +204,9 @@ thread_local! {
     static LINES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Write the lines collected in this loop turn.
+/// Write the lines collected in this loop turn (and what waits for the syslog socket).
 pub fn flush() {
+    crate::syslog::pump();
     LINES.with(|l| {
         let mut l = l.borrow_mut();
         if !l.is_empty() {
@@ -227,18 +228,16 @@ pub fn set_buffering(on: bool) {
 #[derive(Clone)]
 pub enum Sink {
     Stderr,
-    Syslog(Arc<UnixDatagram>),
+    Syslog(Arc<SyslogSocket>),
 }
 
 impl Sink {
-    /// Open the sink for `style`; syslog falls back to terminal lines on stderr when /dev/log
-    /// cannot be reached.
+    /// Open the sink for `style`; syslog falls back to terminal lines on stderr when the
+    /// socket cannot be reached at start (once connected, it reconnects by itself).
     pub fn open(style: Style, syslog: &std::path::Path) -> (Sink, Style) {
         if style == Style::Syslog {
-            if let Ok(s) = UnixDatagram::unbound() {
-                if s.connect(syslog).is_ok() {
-                    return (Sink::Syslog(Arc::new(s)), Style::Syslog);
-                }
+            if let Ok(s) = SyslogSocket::open(syslog) {
+                return (Sink::Syslog(s), Style::Syslog);
             }
             return (Sink::Stderr, Style::Terminal);
         }
@@ -252,9 +251,9 @@ impl Write for SinkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match &self.0 {
             Sink::Syslog(s) => {
-                // One event, one datagram; a full syslog buffer drops the line rather than
-                // stalling the loop.
-                let _ = s.send(buf);
+                // One event, one datagram; a full syslog queue backlogs or drops (and counts)
+                // the line rather than stalling the loop.
+                s.send(buf);
                 Ok(buf.len())
             }
             Sink::Stderr if !BUFFERING.load(Ordering::Relaxed) => {

@@ -1,8 +1,8 @@
-//! Prometheus metrics: the loop owns its counters (`Counters`) and two histograms; each scrape
-//! renders them through prometheus-client into the text format. No global registry: a fresh
-//! registry is built per scrape from the loop's values. The endpoint is a minimal HTTP/1.1
-//! responder for `GET /metrics` on the configured address (loopback by default); anything else
-//! gets 404. Rendering happens in the loop; the socket I/O runs in its own task.
+//! Prometheus metrics: the loop owns its counters (`Counters`) and two histograms; it hands
+//! the endpoint a `Snapshot` of its state when a scrape asks (at most every 100 ms, see
+//! `metrics_http`), and the endpoint renders that through prometheus-client's own OpenMetrics
+//! encoder (`CONTENT_TYPE`). No global registry: a fresh registry is built per snapshot from
+//! the loop's values. Adding a metric is a field in `Counters` and one call below.
 
 use crate::counters::Counters;
 use prometheus_client::encoding::text::encode;
@@ -12,8 +12,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -35,9 +33,13 @@ impl Default for Metrics {
     }
 }
 
-/// The loop's state at scrape time.
-pub struct View<'a> {
-    pub counters: &'a Counters,
+/// OpenMetrics 1.0, what prometheus-client's encoder writes (Prometheus negotiates it).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The loop's state when a scrape asked for it.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub counters: Counters,
     /// (admin up, oper up) → number of ports.
     pub ports: [((bool, bool), usize); 4],
     pub awaited: usize,
@@ -68,9 +70,9 @@ fn l(pairs: &[(&'static str, &str)]) -> Labels {
 }
 
 impl Metrics {
-    /// Prometheus text for the current state.
-    pub fn render(&self, v: &View) -> String {
-        let c = v.counters;
+    /// OpenMetrics text for a snapshot.
+    pub fn render(&self, v: &Snapshot) -> String {
+        let c = &v.counters;
         let mut reg = Registry::default();
         reg.register(
             "portsyncd_build",
@@ -187,6 +189,29 @@ impl Metrics {
             "Port updates dropped because APPL_DB had no PORT_TABLE row",
             c.gate_misses,
         );
+        let reasons: Vec<(Labels, u64)> = c
+            .key_errors
+            .iter()
+            .map(|(r, n)| (vec![("reason", r.clone())], *n))
+            .collect();
+        counter_family(
+            &mut reg,
+            "portsyncd_key_errors",
+            "Error replies to single commands, by the reply's first word (each key is retried on its own)",
+            &reasons,
+        );
+        counter(
+            &mut reg,
+            "portsyncd_log_lines_dropped",
+            "Syslog lines dropped because the socket was full or unreachable",
+            crate::syslog::dropped(),
+        );
+        counter(
+            &mut reg,
+            "portsyncd_syslog_reconnects",
+            "Reconnects to the syslog socket after the receiver went away",
+            crate::syslog::reconnects(),
+        );
         reg.register(
             "portsyncd_flush_ports",
             "Ports per Redis flush",
@@ -241,89 +266,8 @@ impl Metrics {
             "Firing alerts, by rule and severity",
             alerts,
         );
-        let mut out = String::new();
+        let mut out = String::with_capacity(8192);
         let _ = encode(&mut out, &reg);
-        classic_text(&out)
+        out
     }
-}
-
-/// prometheus-client writes OpenMetrics; Prometheus' classic text format (what `promtool check
-/// metrics` and older scrapers read) names a counter's HELP/TYPE after its `_total` samples,
-/// has no `info` type (a gauge `_info` instead) and no `# EOF`/`# UNIT` lines.
-fn classic_text(open_metrics: &str) -> String {
-    let mut out = String::with_capacity(open_metrics.len());
-    let mut types = std::collections::HashMap::new();
-    for line in open_metrics.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some((name, ty)) = rest.split_once(' ') {
-                types.insert(name.to_string(), ty.to_string());
-            }
-        }
-    }
-    for line in open_metrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = line
-            .strip_prefix("# HELP ")
-            .map(|r| ("HELP", r))
-            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("TYPE", r)));
-        match meta {
-            Some((kw, rest)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let (name, tail) = match types.get(name).map(String::as_str) {
-                    Some("counter") => (format!("{name}_total"), tail),
-                    Some("info") => (
-                        format!("{name}_info"),
-                        if kw == "TYPE" { "gauge" } else { tail },
-                    ),
-                    _ => (name.to_string(), tail),
-                };
-                out.push_str(&format!("# {kw} {name} {tail}\n"));
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    out
-}
-
-/// Answer one connection with `body` for `GET /metrics`, 404 otherwise.
-pub async fn respond(mut stream: tokio::net::TcpStream, body: String) {
-    let mut req = Vec::with_capacity(512);
-    let mut buf = [0u8; 512];
-    let read = async {
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => req.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(2), read)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let line = req.split(|b| *b == b'\n').next().unwrap_or_default();
-    let ok = line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?");
-    let (status, ctype, body) = if ok {
-        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
-    } else {
-        (
-            "404 Not Found",
-            "text/plain",
-            "only GET /metrics is served\n".to_string(),
-        )
-    };
-    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = stream.write_all(head.as_bytes()).await;
-        let _ = stream.write_all(body.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
 }

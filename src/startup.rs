@@ -17,8 +17,8 @@ use crate::startmode::{self, Marker, Mode, WarmCheck};
 use crate::store::{Fvs, Store};
 use rustc_hash::FxHashSet;
 use std::path::Path;
-use std::time::Duration;
-use tracing::{debug, info, warn};
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
 
 /// Everything the loop needs once start-up is done.
 pub struct Started {
@@ -39,6 +39,10 @@ pub struct Started {
     pub configured: Vec<(String, Option<u32>)>,
     /// APPL_DB's `PortConfigDone count` once start-up is done (what we wrote, on a cold start).
     pub port_count: Option<usize>,
+    /// APPL_DB sets that got an error reply; the loop retries them (fault isolation).
+    pub failed_sets: crate::store::FailedSets,
+    /// The writer lease, taken before anything is written (renewed by the heartbeat).
+    pub lease: crate::lease::Lease,
 }
 
 /// Wait for `database_config.json` to exist, then for Redis to accept us (logs at most
@@ -127,6 +131,7 @@ async fn check_warm_start(store: &mut Store) -> Result<WarmCheck> {
 
 /// Run the start-up sequence against a connected store.
 pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> Result<Started> {
+    let lease = crate::lease::Lease::acquire(&mut store, settings.heartbeat).await?;
     register_logger(&mut store, log, settings).await?;
     let meta = store.dbs.config.key("DEVICE_METADATA", "localhost");
     let switch_type = store
@@ -178,6 +183,8 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         undecodable: 0,
         configured,
         port_count: None,
+        failed_sets: Vec::new(),
+        lease,
     };
     match mode {
         Mode::Warm => {}
@@ -191,7 +198,7 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
                 sync.replace_old_interfaces(stale);
             }
             started.port_count = Some(ports.len());
-            publish_config(&mut started.store, ports).await?;
+            started.failed_sets = publish_config(&mut started.store, ports).await?;
             started.config_done_seen = true;
             let consumed = consumed(&mut started.store, sync.expected()).await?;
             for port in &consumed {
@@ -253,13 +260,17 @@ async fn port_count(store: &Store) -> redis::RedisResult<Option<usize>> {
     Ok(consumed.or(pending).and_then(|c| c.parse().ok()))
 }
 
-/// CONFIG_DB `PORT|*` with the C++ log lines.
+/// CONFIG_DB `PORT|*` with the C++ log lines. A key that cannot be read (an error reply, e.g.
+/// a string) is logged and skipped: not published, not counted, not awaited.
 pub async fn read_config(store: &mut Store) -> Result<Vec<(String, Fvs)>> {
     info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
-    let ports = store
+    let crate::store::ConfigPorts { ports, unreadable } = store
         .config_ports()
         .await
         .map_err(redis_err("reading CONFIG_DB PORT"))?;
+    for (name, e) in unreadable {
+        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {}: {} {}: skipped (not published, not counted in PortConfigDone)", store.dbs.config.key("PORT", &name), e.reason, e.detail);
+    }
     if ports.is_empty() {
         info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
@@ -267,8 +278,12 @@ pub async fn read_config(store: &mut Store) -> Result<Vec<(String, Fvs)>> {
 }
 
 /// The CONFIG_DB ports into APPL_DB `PORT_TABLE` (field names stripped of `@…`), then
-/// `PortConfigDone {count: N}`, through the ProducerStateTable protocol, in order.
-pub async fn publish_config(store: &mut Store, ports: Vec<(String, Fvs)>) -> Result<()> {
+/// `PortConfigDone {count: N}`, through the ProducerStateTable protocol, in order. Returns the
+/// sets that got an error reply (the loop retries each on its own).
+pub async fn publish_config(
+    store: &mut Store,
+    ports: Vec<(String, Fvs)>,
+) -> Result<crate::store::FailedSets> {
     let mut sets: Vec<(String, Fvs)> = ports
         .into_iter()
         .map(|(name, fvs)| {
@@ -282,10 +297,11 @@ pub async fn publish_config(store: &mut Store, ports: Vec<(String, Fvs)>) -> Res
         .collect();
     let count = sets.len().to_string().into_bytes();
     sets.push(("PortConfigDone".into(), vec![(b"count".to_vec(), count)]));
-    store
+    let failures = store
         .producer_sets(&sets)
         .await
-        .map_err(redis_err("writing APPL_DB PORT_TABLE"))
+        .map_err(redis_err("writing APPL_DB PORT_TABLE"))?;
+    Ok(crate::store::failed_sets(sets, failures))
 }
 
 /// Cold-start pruning: the awaited ports orchagent already consumed (their APPL_DB row has

@@ -1,8 +1,9 @@
-//! The only module with `unsafe`: two socket options no crate we use exposes, and glibc's
-//! heap trim. `SO_RCVBUFFORCE` lets the netlink receive buffer exceed `net.core.rmem_max`
-//! (needs CAP_NET_ADMIN), `SO_MEMINFO` reads the socket's drop counter, which tells us that
-//! messages were lost even when the kernel did not report ENOBUFS again, and `malloc_trim`
-//! hands the pages a storm's buffers freed back to the kernel.
+//! The only module with `unsafe`: two socket options no crate we use exposes, glibc's
+//! `localtime_r` (the syslog header's local time) and glibc's heap trim. `SO_RCVBUFFORCE` lets
+//! the netlink receive buffer exceed `net.core.rmem_max` (needs CAP_NET_ADMIN), `SO_MEMINFO`
+//! reads the socket's drop counter, which tells us that messages were lost even when the
+//! kernel did not report ENOBUFS again, and `malloc_trim` hands the pages a storm's buffers
+//! freed back to the kernel.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -108,4 +109,28 @@ pub fn trim_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Local wall-clock time for `secs` since the Unix epoch, as (month 0–11, day of month,
+/// hour, minute, second), from glibc's `localtime_r` (TZ and /etc/localtime, as `syslog(3)`
+/// uses). `None` if the C library cannot convert it.
+pub fn local_time(secs: i64) -> Option<(usize, u32, u32, u32, u32)> {
+    let t: libc::time_t = secs;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct (its `tm_zone` pointer
+    // is null, and is only written by the call below, never read by us).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call; localtime_r is the
+    // re-entrant variant and writes only into `tm`.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        return None;
+    }
+    let u = |v: libc::c_int| u32::try_from(v).ok();
+    Some((
+        usize::try_from(tm.tm_mon).ok()?,
+        u(tm.tm_mday)?,
+        u(tm.tm_hour)?,
+        u(tm.tm_min)?,
+        u(tm.tm_sec)?,
+    ))
 }

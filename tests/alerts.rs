@@ -1,6 +1,6 @@
 //! Issue #6 end to end: every alert rule kind fires and resolves against the real daemon (the
-//! STATE_DB row, the log line and /metrics), and the metrics endpoint serves text that
-//! `promtool check metrics` accepts.
+//! STATE_DB row, the log line and /metrics), and the metrics endpoint serves OpenMetrics text
+//! that the reference parser (client_python's) accepts.
 
 mod common;
 
@@ -61,7 +61,11 @@ async fn issue6_every_rule_kind_fires_and_resolves() {
     w.seed_s0(3).await; // Ethernet0, 4, 8; CONFIG_DB mtu 9100
     let dir = TempDir::new("alerts");
     let cfg = dir.0.join("portsyncd.toml");
-    std::fs::write(&cfg, RULES).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("metrics_listen = \"127.0.0.1:9101\"\n{RULES}"),
+    )
+    .unwrap();
     let d = Daemon::start_args(&w.ns, &w.redis, &["--config", cfg.to_str().unwrap()], &[]);
     d.wait_started().await;
     w.pop().await;
@@ -154,10 +158,10 @@ async fn issue6_every_rule_kind_fires_and_resolves() {
 }
 
 #[tokio::test]
-async fn issue6_metrics_pass_promtool_and_count_what_happened() {
+async fn issue6_metrics_parse_as_openmetrics_and_count_what_happened() {
     let mut w = World::new().await;
     w.seed_s0(2).await;
-    let d = w.daemon();
+    let d = w.daemon_with_metrics();
     d.wait_started().await;
     w.pop().await;
     w.ns.add_port("Ethernet0", 9100);
@@ -176,19 +180,24 @@ async fn issue6_metrics_pass_promtool_and_count_what_happened() {
     ] {
         assert!(text.contains(want), "{want} missing in\n{text}");
     }
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
+    // `promtool check metrics` reads only the classic text format (it rejects OpenMetrics'
+    // `info` type); client_python's OpenMetrics parser is strict about the 1.0 format.
+    let mut p = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\nprint(len(list(parse(sys.stdin.read()))))",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("these tests need promtool (apt-get install prometheus)");
+        .expect("these tests need /usr/bin/python3");
     use std::io::Write;
     p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = p.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "promtool: {}{}\n{text}",
+        "OpenMetrics parser (python3-prometheus-client, scripts/deps installs it): {}{}\n{text}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -209,6 +218,25 @@ async fn issue6_metrics_pass_promtool_and_count_what_happened() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&st.stdout), "404");
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &w.ns.name,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{content_type}",
+        ])
+        .arg("http://127.0.0.1:9101/metrics")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&st.stdout),
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
 }
 
 /// `portsyncd_*` names used in a monitoring asset.
@@ -232,7 +260,7 @@ fn names_used(text: &str) -> Vec<String> {
 async fn issue6_dashboard_and_rules_use_only_exported_metrics() {
     let mut w = World::new().await;
     w.seed_s0(1).await;
-    let d = w.daemon();
+    let d = w.daemon_with_metrics();
     d.wait_started().await;
     let text = w.ns.metrics();
     // Sample names, and declared families (a family with no series yet still has its TYPE line).

@@ -230,7 +230,7 @@ async fn issue7_bounded_memory_and_pending_writes_under_a_burst_with_redis_froze
     const PORTS: u32 = 4096;
     let mut w = World::bare(Redis::start()).await;
     w.seed_ports(0..PORTS).await;
-    let d = w.daemon();
+    let d = w.daemon_with_metrics();
     d.wait_started().await;
     w.pop().await;
     w.ns.batch(

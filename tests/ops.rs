@@ -222,17 +222,34 @@ async fn issue5_syslog_datagrams_have_the_cpp_shape() {
     d.wait_started().await;
     w.pop().await;
     w.ns.add_port("Ethernet0", 9100);
-    let want = "<13>portsyncd: :- onMsg: Publish Ethernet0(ok:down) to state db";
+    // `<13>Mmm dd hh:mm:ss portsyncd[pid]: ` (RFC 3164, tests/syslog.rs checks it), then the
+    // C++ text.
+    let tag = format!(" portsyncd[{}]: ", d.pid());
+    let text = |l: &String| {
+        l.starts_with("<13>")
+            .then(|| l.split_once(tag.as_str()).map(|(_, t)| t.to_string()))
+            .flatten()
+    };
+    let want = ":- onMsg: Publish Ethernet0(ok:down) to state db";
     let deadline = Instant::now() + DEADLINE;
     let mut seen = Vec::new();
     let mut buf = vec![0u8; 8192];
-    while !seen.iter().any(|l: &String| l == want) {
+    while !seen
+        .iter()
+        .any(|l: &String| text(l).as_deref() == Some(want))
+    {
         assert!(Instant::now() < deadline, "no {want:?} in {seen:?}");
         if let Ok(n) = sock.recv(&mut buf) {
             seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     }
-    assert!(seen.iter().any(|l| l == "<13>portsyncd: :- handlePortConfigFromConfigDB: Getting port configuration from ConfigDB..."), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| text(l).as_deref()
+            == Some(
+                ":- handlePortConfigFromConfigDB: Getting port configuration from ConfigDB..."
+            )),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]

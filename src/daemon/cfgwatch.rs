@@ -80,7 +80,18 @@ impl Loop {
             if let Some(n) = self.cfg.count_due(self.clock_ms()) {
                 self.cfg_task = Some(Box::pin(async move {
                     let fvs = vec![(b"count".to_vec(), n.to_string().into_bytes())];
-                    let r = store.producer_sets(&[("PortConfigDone".into(), fvs)]).await;
+                    // An error reply to the one set fails it like a lost connection would.
+                    let r = store
+                        .producer_sets(&[("PortConfigDone".into(), fvs)])
+                        .await
+                        .and_then(|failed| match failed.into_iter().next() {
+                            None => Ok(()),
+                            Some((_, e)) => Err(redis::RedisError::from((
+                                redis::ErrorKind::Io,
+                                "PortConfigDone",
+                                format!("{} {}", e.reason, e.detail),
+                            ))),
+                        });
                     CfgDone::Count(n, r)
                 }));
                 return;
@@ -114,7 +125,7 @@ impl Loop {
         self.cfg_ticks = 0;
         let mut store = self.store.clone();
         self.cfg_task = Some(Box::pin(async move {
-            CfgDone::Reread(store.config_ports().await)
+            CfgDone::Reread(store.config_ports().await.map(|c| c.ports))
         }));
     }
 

@@ -22,9 +22,10 @@ use tracing::{error, info, warn};
 pub(super) enum SwssDone {
     /// A `PortConfigDone` check.
     Checked(redis::RedisResult<Marker>),
-    /// The cold sequence's Redis part: the configured ports, and those already consumed.
+    /// The cold sequence's Redis part: the configured ports, those already consumed, and the
+    /// sets that got an error reply (retried on their own).
     Republished {
-        result: Result<(Vec<String>, Vec<String>)>,
+        result: Result<(Vec<String>, Vec<String>, store::FailedSets)>,
         began: Instant,
     },
 }
@@ -102,8 +103,9 @@ impl Loop {
             // Redis is down or restarting: the flush path reports that; look again later.
             SwssDone::Checked(Err(_)) => {}
             SwssDone::Republished { result, began } => match result {
-                Ok((names, consumed)) => {
+                Ok((names, consumed, failed)) => {
                     let n = names.len();
+                    self.park_failed_sets(failed);
                     self.sync
                         .await_again(names.into_iter().filter(|p| !consumed.contains(p)));
                     self.counters.swss_restarts += 1;
@@ -149,10 +151,10 @@ impl Loop {
             let result = async {
                 let ports = startup::read_config(&mut store).await?;
                 let names: Vec<String> = ports.iter().map(|(n, _)| n.clone()).collect();
-                startup::publish_config(&mut store, ports).await?;
+                let failed = startup::publish_config(&mut store, ports).await?;
                 let consumed =
                     startup::consumed(&mut store, names.iter().map(String::as_str)).await?;
-                Ok((names, consumed))
+                Ok((names, consumed, failed))
             }
             .await;
             SwssDone::Republished { result, began }

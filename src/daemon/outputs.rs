@@ -1,11 +1,14 @@
-//! The loop's output side: launching flushes and taking their results, the alert engine's
+//! The loop's output side: launching flushes and taking their results (per-key error replies
+//! reported and counted, the keys parked for retry by the outbox), the alert engine's
 //! effects (log lines, STATE_DB `PORTSYNCD_ALERT_TABLE` rows, metrics), and the metrics view.
 
 use super::{FlushDone, Inflight, Loop};
 use crate::alerts::{Effect, Facts};
-use crate::metrics::View;
+use crate::keyretry::{KeyId, Note};
+use crate::metrics::Snapshot;
+use crate::pst::PORT_TABLE;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::alertview::ALERT_TABLE;
 
@@ -14,11 +17,20 @@ const TRIM_AFTER: usize = 512;
 
 impl Loop {
     pub(super) fn launch(&mut self) -> Option<Inflight> {
-        let flush = self.outbox.take(self.settings.max_ports_per_flush)?;
+        let now = self.clock_ms();
+        let mut flush = self
+            .outbox
+            .take_at(self.settings.max_ports_per_flush, now)?;
+        // A folded-away set still asks the gate, but only for a port still awaited.
+        let sync = &self.sync;
+        flush
+            .batch
+            .retain_probes(|p| sync.expected().any(|e| e == p));
         self.counters.flushes += 1;
         self.counters.redis_commands += (flush.batch.gated().count()
             + flush.batch.len()
             + flush.rows.len()
+            + flush.appl.len()
             + usize::from(flush.init)) as u64;
         self.metrics.flush_ports.observe(flush.batch.len() as f64);
         // The oldest message in this flush arrived when the pending batch last became non-empty.
@@ -29,28 +41,37 @@ impl Loop {
         };
         let mut store = self.store.clone();
         Some(Box::pin(async move {
-            let r = store.flush(&flush.batch, flush.init, &flush.rows).await;
+            let r = store.flush(&flush).await;
             (flush, since, r)
         }))
     }
 
     pub(super) fn on_flushed(&mut self, (flush, since, result): FlushDone) {
         match result {
-            Ok(written) => {
+            Ok(reply) => {
                 if let Some(t) = since {
                     self.metrics
                         .event_to_redis
                         .observe(t.elapsed().as_secs_f64());
                 }
-                for ((name, op), written) in flush.batch.iter().zip(written) {
+                let some_failed = !reply.errors.is_empty();
+                for (i, ((name, op), &gate)) in flush.batch.iter().zip(&reply.gate).enumerate() {
+                    let failed = some_failed && reply.port_failed(i);
+                    // spec §2.1: a port stops being awaited once its gate passed, whatever
+                    // its STATE_DB write did (and a folded-away set's gate counts too).
+                    if gate {
+                        self.sync.on_written(name);
+                    }
+                    if failed {
+                        continue;
+                    }
                     if op.delete {
                         self.counters.state_dels += 1;
                         info!(target: "onMsg", "Delete {name}(ok) from state db");
                     }
                     if let Some(s) = op.set {
-                        if written {
+                        if gate {
                             self.counters.state_sets += 1;
-                            self.sync.on_written(name);
                             info!(target: "onMsg", "Publish {name}(ok:{}) to state db", s.oper_str());
                         } else {
                             self.counters.gate_misses += 1;
@@ -58,20 +79,24 @@ impl Loop {
                         }
                     }
                 }
-                if flush.init {
-                    self.sync.mark_init_sent();
-                    info!(target: "main", "PortInitDone");
-                }
                 // A burst is over: give its freed buffers back (RSS falls back to what the
                 // ports and alerts need, rather than staying at the storm's peak).
                 self.written_since_trim += flush.batch.len() + flush.rows.len();
+                let entropy = u64::from(std::process::id()) ^ self.counters.flushes;
+                let settled = self.outbox.settle(flush, &reply, self.clock_ms(), entropy);
+                for note in settled.notes {
+                    self.on_key_note(note);
+                }
+                if settled.init_landed {
+                    self.sync.mark_init_sent();
+                    info!(target: "main", "PortInitDone");
+                }
                 if self.outbox.pending_len() == 0 && self.written_since_trim >= TRIM_AFTER {
                     self.written_since_trim = 0;
                     crate::sys::trim_heap();
                 }
                 self.backoff.reset();
-                self.outbox.recycle(flush.batch);
-                if self.outbox.succeeded() {
+                if settled.resync {
                     self.counters.redis_recoveries += 1;
                     info!("redis is reachable again: re-dumping links to reconcile STATE_DB");
                     self.start_resync();
@@ -93,6 +118,52 @@ impl Loop {
                     .next(u64::from(std::process::id()) ^ self.counters.flush_errors);
                 self.retry_at = Some(Instant::now() + delay);
             }
+        }
+    }
+
+    /// Report a key's error reply (rate-limited by `keyretry`) or its recovery; count every
+    /// error reply by its reason.
+    pub(super) fn on_key_note(&mut self, note: Note) {
+        match note {
+            Note::Failed {
+                key,
+                error,
+                attempt,
+                retry_in_ms,
+                log,
+                suppressed,
+            } => {
+                self.counters.key_error(&error.reason);
+                if log {
+                    let again = if attempt > 1 {
+                        format!(" (still failing: attempt {attempt}, {suppressed} failure(s) not logged since the last line)")
+                    } else {
+                        String::new()
+                    };
+                    error!(
+                        "{}: Redis answered {} {}{again}; retrying this key alone in {retry_in_ms} ms, other keys are unaffected",
+                        self.key_name(&key),
+                        error.reason,
+                        error.detail
+                    );
+                }
+            }
+            Note::Healed { key, attempts } => {
+                info!(
+                    "{}: written after {attempts} failed attempt(s)",
+                    self.key_name(&key)
+                );
+            }
+        }
+    }
+
+    /// A failing key as it is named in Redis.
+    fn key_name(&self, key: &KeyId) -> String {
+        let dbs = &self.store.dbs;
+        match key {
+            KeyId::State(p) => format!("STATE_DB {}", dbs.state.key(PORT_TABLE, p)),
+            KeyId::Row(k) => format!("STATE_DB {k}"),
+            KeyId::Appl(k) => format!("APPL_DB _{}", dbs.appl.key(PORT_TABLE, k)),
         }
     }
 
@@ -170,8 +241,8 @@ impl Loop {
         }
     }
 
-    /// Prometheus text for a scrape.
-    pub(super) fn render_metrics(&self) -> String {
+    /// The state a scrape shows (rendered by the endpoint's task, not here).
+    pub(super) fn metrics_snapshot(&self) -> Snapshot {
         let mut ports = [
             ((true, true), 0),
             ((true, false), 0),
@@ -186,22 +257,26 @@ impl Loop {
                 p.1 += 1;
             }
         }
-        let alerts = self
-            .alerts
-            .rules()
+        // One pass over the alerts (a storm can leave one firing per port and rule).
+        let rules = self.alerts.rules();
+        let mut firing = vec![0i64; rules.len()];
+        for a in self.alerts.firing() {
+            if let Some(i) = rules.iter().position(|r| r.name == a.rule) {
+                firing[i] += 1;
+            }
+        }
+        let alerts = rules
             .iter()
-            .map(|r| {
-                let n = self.alerts.firing().filter(|a| a.rule == r.name).count();
-                (r.name.clone(), r.severity.as_str(), n as i64)
-            })
+            .zip(firing)
+            .map(|(r, n)| (r.name.clone(), r.severity.as_str(), n))
             .collect();
-        self.metrics.render(&View {
-            counters: &self.counters,
+        Snapshot {
+            counters: self.counters.clone(),
             ports,
             awaited: self.sync.expected().count(),
             pending: self.outbox.pending_len(),
             init_sent: self.sync.init_sent(),
             alerts,
-        })
+        }
     }
 }

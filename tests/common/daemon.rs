@@ -11,6 +11,8 @@ pub struct Daemon {
     pub log: PathBuf,
     notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: TempDir,
+    /// The settings file of `start_with_metrics`.
+    _settings: Option<TempDir>,
 }
 
 impl Daemon {
@@ -20,6 +22,20 @@ impl Daemon {
 
     pub fn start_args(ns: &Netns, redis: &Redis, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         Self::start_as(ns, redis, &[], args, env)
+    }
+
+    /// Like `start_args`, with /metrics on 127.0.0.1:9101 (off by default: the C++ daemon opens
+    /// no port), from a settings file holding `toml` after that key.
+    pub fn start_with_metrics(ns: &Netns, redis: &Redis, toml: &str, args: &[&str]) -> Daemon {
+        let dir = TempDir::new("settings");
+        let cfg = dir.0.join("portsyncd.toml");
+        std::fs::write(&cfg, format!("metrics_listen = \"127.0.0.1:9101\"\n{toml}")).unwrap();
+        let cfg = cfg.display().to_string();
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        let mut d = Self::start_args(ns, redis, &all, &[]);
+        d._settings = Some(dir);
+        d
     }
 
     /// Like `start_args`, with `prefix` (e.g. a `setpriv …` command line) between
@@ -74,6 +90,7 @@ impl Daemon {
             log,
             notes,
             _dir: dir,
+            _settings: None,
         }
     }
 

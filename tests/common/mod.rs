@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 mod daemon;
 mod netns;
 mod redis_server;
+pub mod rsyslog;
 pub mod sonic;
 mod watchers;
 

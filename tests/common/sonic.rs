@@ -128,6 +128,11 @@ impl World {
         Daemon::start(&self.ns, &self.redis)
     }
 
+    /// The daemon with /metrics on 127.0.0.1:9101 (`Daemon::start_with_metrics`).
+    pub fn daemon_with_metrics(&self) -> Daemon {
+        Daemon::start_with_metrics(&self.ns, &self.redis, "", &[])
+    }
+
     /// H:POP: the orchagent stand-in moves every pending key into `PORT_TABLE:<key>`.
     pub async fn pop(&mut self) -> usize {
         portsyncd::consumer::drain(&mut self.appl, &self.appl_db)
