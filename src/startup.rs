@@ -17,7 +17,7 @@ use crate::startmode::{self, Marker, Mode, WarmCheck};
 use crate::store::{Fvs, Store};
 use rustc_hash::FxHashSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 /// Everything the loop needs once start-up is done.
