@@ -76,7 +76,9 @@ pub enum Command {
     /// Print the man page (roff) generated from this command line
     #[command(hide = true)]
     Man,
-    /// ConsumerStateTable stand-in for orchagent: pops APPL_DB PORT_TABLE until killed
-    #[command(hide = true)]
+    /// Orchagent stand-in for a box without swss (lab, tests, trying it on plain Debian):
+    /// pops APPL_DB PORT_TABLE as orchagent's ConsumerStateTable does, until killed. Never run
+    /// it next to a real orchagent. `consume` is its old name
+    #[command(name = "orchagent-standin", alias = "consume")]
     Consume,
 }

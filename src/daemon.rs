@@ -10,7 +10,6 @@ use crate::alertrows::AlertRows;
 use crate::alerts::Engine;
 use crate::config::Settings;
 use crate::counters::Counters;
-use crate::dbconfig::DbConfig;
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Renewal};
 use crate::logging::{LogControl, LogTarget};
@@ -50,11 +49,6 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>, target: LogTarget) 
         target,
         &settings.syslog_socket,
     );
-    let cfg = DbConfig::load(&settings.db_config)?;
-    let dbs = cfg.sonic_dbs()?;
-    for db in [&dbs.appl, &dbs.config, &dbs.state] {
-        cfg.check_socket(db)?;
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,7 +62,8 @@ pub fn run(settings: Settings, config_file: Option<PathBuf>, target: LogTarget) 
         let hup = sig(SignalKind::hangup(), "SIGHUP")?;
         let started = tokio::select! {
             s = async {
-                let store = startup::connect_store(&dbs, settings.redis_timeout).await;
+                let store =
+                    startup::connect_store(&settings.db_config, settings.redis_timeout).await?;
                 startup::start(store, &log, &settings).await
             } => s?,
             _ = term.recv() => return Ok(()),

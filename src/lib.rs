@@ -9,12 +9,14 @@ pub mod alertview; // `portsyncd alerts`: the firing alerts from STATE_DB
 pub mod backoff; // capped, jittered backoff for whole-flush retries (pure)
 pub mod batch; // one turn's STATE_DB writes folded per port (pure)
 pub mod cfgview; // the live view of CONFIG_DB PORT|* and the PortConfigDone count (pure)
+pub mod checkconfig; // --check-config: files, sockets (as the unit runs), PING
 pub mod cli; // command-line definition
 pub mod config; // TOML settings + flags, validated once
 pub mod consumer; // ConsumerStateTable stand-in (orchagent's side), for the lab and tests
 pub mod counters; // the loop's own counters
 pub mod daemon; // the event loop: one select! over netlink, Redis completions, timers, signals
 pub mod dbconfig; // database_config.json → socket, id, separator per DB
+pub mod dbwait; // start-up waits for database_config.json and Redis, and says why
 pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
 pub mod flush; // one Flush → gate, STATE_DB pipeline, APPL_DB sets; error replies per key
@@ -36,6 +38,7 @@ pub mod ratelimit; // log lines of a repeating condition, at most one per interv
 pub mod requests; // keys in command buffers, pipelines two in flight, poll-once
 pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits
+pub mod sockaccess; // may this process open a unix socket by its mode alone (pure + edges)
 pub mod startmode; // cold / warm / reattach, and the watch for swss restarts (pure)
 pub mod startup; // the C++ start-up sequence (spec §1.2)
 pub mod store; // SONiC tables over Redis
@@ -69,16 +72,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     settings.start_mode = cli.start_mode;
     settings.track_port_count |= cli.track_port_count;
     if cli.check_config {
-        let dbs = dbconfig::DbConfig::load(&settings.db_config)?.sonic_dbs()?;
-        println!(
-            "configuration OK: APPL_DB {} ({}), CONFIG_DB {}, STATE_DB {} via {}",
-            dbs.appl.id,
-            dbs.appl.separator,
-            dbs.config.id,
-            dbs.state.id,
-            dbs.appl.socket.display()
-        );
-        return Ok(0);
+        return checkconfig::run(&settings);
     }
     match cli.command {
         None => daemon::run(settings, cli.config, cli.log_target).map(|()| 0),

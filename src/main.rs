@@ -22,7 +22,14 @@ fn main() -> std::process::ExitCode {
     match portsyncd::run(cli) {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
-            eprintln!("portsyncd: {e}");
+            // Under systemd stderr is the journal: `<3>` files the reason at priority err, so
+            // `journalctl -u portsyncd -p err` shows why the unit failed.
+            let prio = if std::env::var_os("JOURNAL_STREAM").is_some() {
+                "<3>"
+            } else {
+                ""
+            };
+            eprintln!("{prio}portsyncd: {e}");
             std::process::ExitCode::from(e.exit_code())
         }
     }

@@ -1,7 +1,8 @@
 //! systemd's notification protocol through the sd-notify crate: `READY=1` once start-up is
 //! done (PortConfigDone written, stale netdevs enumerated), `STATUS=` one human line,
 //! `WATCHDOG=1` from the event loop itself (so a wedged loop gets restarted), `STOPPING=1` on
-//! shutdown. Without `NOTIFY_SOCKET` (supervisord) every call is a no-op.
+//! shutdown; while start-up waits for Redis, `STATUS=` says so and `EXTEND_TIMEOUT_USEC=`
+//! keeps systemd's start timeout from firing. Without `NOTIFY_SOCKET` (supervisord) every call is a no-op.
 
 use sd_notify::NotifyState;
 use std::time::Duration;
@@ -48,6 +49,16 @@ impl Notifier {
         } else {
             self.send(&[NotifyState::Status(status)]);
         }
+    }
+
+    /// Start-up is waiting (for database_config.json or Redis): say why, and push systemd's
+    /// start timeout out so a long wait is not a failed start. Sent on every retry (≤ 2 s).
+    pub fn waiting(&self, status: &str) {
+        const EXTEND: Duration = Duration::from_secs(15);
+        self.send(&[
+            NotifyState::Status(status),
+            NotifyState::ExtendTimeoutUsec(EXTEND.as_micros() as u32),
+        ]);
     }
 
     pub fn stopping(&self) {

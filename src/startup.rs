@@ -7,16 +7,17 @@
 //! C++ sends one by one are pipelined; their order per database is unchanged.
 
 use crate::config::Settings;
-use crate::dbconfig::SonicDbs;
 use crate::error::{Error, Result};
 use crate::logging::LogControl;
 use crate::netlink::{self, LinkSocket};
+use crate::notify::Notifier;
 use crate::port::{qualifies, PortSync};
 use crate::pst::{strip_special, PORT_TABLE};
 use crate::startmode::{self, Marker, Mode, WarmCheck};
 use crate::store::{Fvs, Store};
 use rustc_hash::FxHashSet;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 /// Everything the loop needs once start-up is done.
@@ -44,28 +45,12 @@ pub struct Started {
     pub lease: crate::lease::Lease,
 }
 
-/// Connect to the three databases, waiting for Redis to come up; logs at most every 30 s.
-pub async fn connect_store(dbs: &SonicDbs, timeout: Duration) -> Store {
-    let mut delay = Duration::from_millis(100);
-    let mut last_log: Option<Instant> = None;
-    loop {
-        match Store::connect(dbs.clone(), timeout).await {
-            Ok(mut store) => match store.load_scripts().await {
-                Ok(()) => return store,
-                Err(e) => log_wait(&mut last_log, &e.to_string(), dbs),
-            },
-            Err(e) => log_wait(&mut last_log, &e.to_string(), dbs),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
-}
-
-fn log_wait(last: &mut Option<Instant>, err: &str, dbs: &SonicDbs) {
-    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
-        warn!("Waiting for redis at {}: {err}", dbs.appl.socket.display());
-        *last = Some(Instant::now());
-    }
+/// Wait for `database_config.json` to exist, then for Redis to accept us (logs at most
+/// every 30 s per reason; `STATUS=` and `EXTEND_TIMEOUT_USEC=` meanwhile, see `dbwait`).
+pub async fn connect_store(db_config: &Path, timeout: Duration) -> Result<Store> {
+    let notifier = Notifier::from_env();
+    let dbs = crate::dbwait::db_config(db_config, &notifier).await?;
+    Ok(crate::dbwait::connect(&dbs, timeout, &notifier).await)
 }
 
 fn redis_err(what: &str) -> impl FnOnce(redis::RedisError) -> Error + '_ {
