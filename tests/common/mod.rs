@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod daemon;
+pub mod lease;
 mod netns;
 mod redis_server;
 pub mod rsyslog;
