@@ -33,7 +33,9 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 mod cfgwatch;
+mod control;
 mod follow;
+mod heartbeat;
 mod inputs;
 mod outputs;
 mod shutdown;
@@ -201,32 +203,6 @@ impl Loop {
         }
     }
 
-    /// The one-line status for systemd (`systemctl status`) and the periodic heartbeat.
-    fn status(&self) -> String {
-        let (up, down) = self.sync.oper_counts();
-        let redis = if self.retry_at.is_some()
-            || self.outbox.pending_len() > 0 && self.counters.flush_errors > 0
-        {
-            "retrying"
-        } else {
-            "ok"
-        };
-        let last = match self.last_event {
-            Some(t) => format!("{}s ago", t.elapsed().as_secs()),
-            None => "none yet".into(),
-        };
-        format!(
-            "{} start, ports {} (oper up {up}, down {down}), awaiting {}, PortInitDone {}, redis {redis}, last event {last}, resyncs {}, swss restarts {}, alerts firing {}",
-            self.mode.as_str(),
-            up + down,
-            self.sync.expected().count(),
-            if self.sync.init_sent() { "sent" } else { "pending" },
-            self.counters.resyncs,
-            self.counters.swss_restarts,
-            self.alerts.firing().count()
-        )
-    }
-
     async fn run(mut self, mut term: Signal, mut int: Signal, mut hup: Signal) -> Result<()> {
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
         self.subscribe_logger(log_tx);
@@ -342,138 +318,5 @@ impl Loop {
         }
         crate::logging::set_buffering(false);
         self.shutdown(inflight, lost).await
-    }
-
-    /// Keyspace notifications for CONFIG_DB `LOGGER|portsyncd` (what swssloglevel writes),
-    /// subscribed from a task of their own: a refused or failed subscription is retried with
-    /// backoff (0.5 s doubling to 60 s) rather than leaving live levels off for the life of
-    /// the process. A late subscription re-reads the level once, so a change made while it
-    /// was down is not missed. The connection manager resubscribes after a reconnect.
-    fn subscribe_logger(&mut self, tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>) {
-        let db = self.store.dbs.config.clone();
-        let timeout = self.settings.redis_timeout;
-        let pattern = format!("__keyspace@{}__:{}", db.id, db.key("LOGGER", "portsyncd"));
-        tokio::spawn(async move {
-            let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
-            let mut failures = 0u32;
-            loop {
-                let sub = async {
-                    let mut con = store::connect_push(&db, timeout, tx.clone()).await?;
-                    con.psubscribe(&pattern).await?;
-                    Ok::<_, redis::RedisError>(con)
-                };
-                match sub.await {
-                    Ok(con) => {
-                        if failures > 0 {
-                            info!("live log level changes on: subscribed to LOGGER|portsyncd after {failures} failed attempt(s)");
-                            let _ = tx.send(redis::PushInfo {
-                                kind: redis::PushKind::PMessage,
-                                data: Vec::new(),
-                            });
-                        }
-                        // Held for the life of the process.
-                        std::future::pending::<()>().await;
-                        drop(con);
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        let delay =
-                            backoff.next(u64::from(std::process::id()) + u64::from(failures));
-                        warn!(
-                            "live log level changes off: subscribing to LOGGER|portsyncd failed: {e}; retrying in {} ms",
-                            delay.as_millis()
-                        );
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            }
-        });
-    }
-
-    async fn on_logger_change(&mut self, push: redis::PushInfo) {
-        if !matches!(push.kind, redis::PushKind::PMessage) || self.settings.log_level.is_some() {
-            return;
-        }
-        let key = self.store.dbs.config.key("LOGGER", "portsyncd");
-        match self.store.hget(true, &key, "LOGLEVEL").await {
-            Ok(Some(level)) => self.log.apply_sonic(&level),
-            Ok(None) => {}
-            Err(e) => warn!("reading LOGGER|portsyncd: {e}"),
-        }
-    }
-
-    /// The loop is alive: tell systemd (WATCHDOG=1, STATUS=) and write the heartbeat row that
-    /// `portsyncd health` reads, renewing the writer lease. The Redis write runs as its own
-    /// task so a stalled Redis cannot hold up the loop; a lost lease comes back as an input.
-    fn heartbeat(&mut self) {
-        self.notifier.alive(&self.status());
-        let fields = self.health_fields("running");
-        let mut store = self.store.clone();
-        let (lease, lost) = (self.lease.clone(), self.lease_lost.clone());
-        tokio::spawn(async move {
-            let fv: Vec<(&str, &str)> = fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
-            if let Ok(Renewal::Lost(holder)) = lease.renew(&mut store, &fv).await {
-                if let Some(tx) = lost {
-                    let _ = tx.send(holder);
-                }
-            }
-        });
-    }
-
-    fn health_fields(&self, state: &str) -> Vec<(&'static str, String)> {
-        let (up, down) = self.sync.oper_counts();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        vec![
-            ("state", state.to_string()),
-            ("pid", std::process::id().to_string()),
-            ("version", env!("CARGO_PKG_VERSION").to_string()),
-            ("heartbeat_ms", now_ms.to_string()),
-            (
-                "interval_ms",
-                self.settings.heartbeat.as_millis().to_string(),
-            ),
-            ("ports", (up + down).to_string()),
-            ("oper_up", up.to_string()),
-            ("oper_down", down.to_string()),
-            ("awaiting", self.sync.expected().count().to_string()),
-            ("init_done", self.sync.init_sent().to_string()),
-            ("resyncs", self.counters.resyncs.to_string()),
-            ("flush_errors", self.counters.flush_errors.to_string()),
-            ("start_mode", self.mode.as_str().to_string()),
-            ("swss_restarts", self.counters.swss_restarts.to_string()),
-        ]
-    }
-
-    /// SIGHUP: re-read the settings file; a bad file is rejected and the old settings stay.
-    fn reload(&mut self) {
-        let Some(file) = self.config_file.clone() else {
-            info!("SIGHUP: no --config file, nothing to reload");
-            return;
-        };
-        match Settings::load(Some(&file), Some(&self.settings.db_config)) {
-            Ok(new) => {
-                if let Some(l) = &new.log_level {
-                    self.log.apply_sonic(l);
-                }
-                self.settings.log_level = new.log_level;
-                self.settings.max_datagrams_per_turn = new.max_datagrams_per_turn;
-                self.settings.max_ports_per_flush = new.max_ports_per_flush;
-                self.settings.shutdown_flush = new.shutdown_flush;
-                self.alert_rows.set_limits(
-                    new.alert_resolved_keep,
-                    new.alert_resolved.as_millis() as u64,
-                );
-                if new.alerts != self.settings.alerts {
-                    let effects = self.alerts.set_rules(new.alerts.clone());
-                    self.apply_alerts(effects);
-                    self.settings.alerts = new.alerts;
-                }
-                info!("SIGHUP: reloaded {}", file.display());
-            }
-            Err(e) => error!("SIGHUP: keeping the running settings: {e}"),
-        }
     }
 }
