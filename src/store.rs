@@ -96,6 +96,19 @@ pub async fn connect_push(
     ConnectionManager::new_with_config(client, cfg).await
 }
 
+/// `PSUBSCRIBE pattern` on a push connection of its own (resubscribed after reconnects); the
+/// notifications go to `tx`. The connection must be kept for as long as they are wanted.
+pub async fn psubscribe(
+    db: &DbLocation,
+    pattern: &str,
+    timeout: Duration,
+    tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+) -> RedisResult<ConnectionManager> {
+    let mut con = connect_push(db, timeout, tx).await?;
+    con.psubscribe(pattern).await?;
+    Ok(con)
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub dbs: SonicDbs,

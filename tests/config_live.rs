@@ -39,31 +39,27 @@ async fn running(args: &[&str]) -> (World, Daemon) {
 async fn breakout(w: &mut World, between: impl AsyncFnOnce(&mut World)) {
     let _: i64 = q(&mut w.config, redis::cmd("DEL").arg("PORT|Ethernet0")).await;
     let _: i64 = q(&mut w.appl, redis::cmd("DEL").arg("PORT_TABLE:Ethernet0")).await;
-    for (i, lane) in [(0, 0), (1, 1)] {
-        let fvs = [
-            ("lanes", lane.to_string()),
-            ("alias", format!("etp1{i}")),
-            ("speed", "25000".into()),
-            ("mtu", "9100".into()),
-            ("admin_status", "up".into()),
-        ];
-        let f: Vec<(&str, &str)> = fvs.iter().map(|(a, b)| (*a, b.as_str())).collect();
-        hset(&mut w.config, &format!("PORT|Ethernet{i}"), &f).await;
-        hset(&mut w.appl, &format!("PORT_TABLE:Ethernet{i}"), &f).await;
+    for i in [0, 1] {
+        add_lane_port(w, i).await;
     }
     between(w).await;
-    for (i, lane) in [(2, 2), (3, 3)] {
-        let fvs = [
-            ("lanes", lane.to_string()),
-            ("alias", format!("etp1{i}")),
-            ("speed", "25000".into()),
-            ("mtu", "9100".into()),
-            ("admin_status", "up".into()),
-        ];
-        let f: Vec<(&str, &str)> = fvs.iter().map(|(a, b)| (*a, b.as_str())).collect();
-        hset(&mut w.config, &format!("PORT|Ethernet{i}"), &f).await;
-        hset(&mut w.appl, &format!("PORT_TABLE:Ethernet{i}"), &f).await;
+    for i in [2, 3] {
+        add_lane_port(w, i).await;
     }
+}
+
+/// One 25G port of the breakout (lane i), in CONFIG_DB and in APPL_DB `PORT_TABLE`.
+async fn add_lane_port(w: &mut World, i: u32) {
+    let fvs = [
+        ("lanes", i.to_string()),
+        ("alias", format!("etp1{i}")),
+        ("speed", "25000".into()),
+        ("mtu", "9100".into()),
+        ("admin_status", "up".into()),
+    ];
+    let f: Vec<(&str, &str)> = fvs.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    hset(&mut w.config, &format!("PORT|Ethernet{i}"), &f).await;
+    hset(&mut w.appl, &format!("PORT_TABLE:Ethernet{i}"), &f).await;
 }
 
 async fn consumed_count(w: &mut World) -> Option<String> {

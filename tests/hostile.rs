@@ -8,7 +8,6 @@ mod common;
 
 use common::sonic::{s0_fields, wait_converged, World};
 use common::*;
-use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 
 /// `Ethernet$(id>x)` is a valid 15-character netdev name; the C++ daemon hands it to `sh`.
@@ -57,14 +56,7 @@ async fn issue7_non_utf8_and_maximum_length_names() {
     let mut d = w.daemon();
     d.wait_started().await;
     w.pop().await;
-    let bad = std::ffi::OsStr::from_bytes(b"Ethernet\xff\xfe");
-    let st = Command::new("ip")
-        .args(["-n", &w.ns.name, "link", "add"])
-        .arg(bad)
-        .args(["type", "ifb"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    w.ns.add_ifb_bytes(b"Ethernet\xff\xfe");
     d.wait_log(r#"skipping undecodable link message for ifindex"#)
         .await;
     d.wait_log(r#"name is not UTF-8: "Ethernet\xff\xfe""#).await;
@@ -249,11 +241,7 @@ async fn issue7_bounded_memory_and_pending_writes_under_a_burst_with_redis_froze
     let d = w.daemon_with_metrics();
     d.wait_started().await;
     w.pop().await;
-    w.ns.batch(
-        &(0..PORTS)
-            .map(|i| format!("link add Ethernet{} type ifb", i * 4))
-            .collect::<Vec<_>>(),
-    );
+    w.ns.add_ifb_ports(PORTS);
     w.wait_pending("PortInitDone").await;
     run(&["kill", "-STOP", &w.redis.pid().to_string()]);
     let rounds = 100_000 / PORTS + 1; // 25 rounds × 4,096 = 102,400 changes

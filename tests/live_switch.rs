@@ -8,7 +8,6 @@ mod common;
 
 use common::sonic::*;
 use common::*;
-use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -304,14 +303,7 @@ fn wait_sync_long(mut cond: impl FnMut() -> bool, what: &str) {
 async fn issue11_undecodable_netdev_at_cold_start_is_skipped() {
     let mut w = World::new().await;
     w.seed_s0(1).await;
-    let bad = std::ffi::OsStr::from_bytes(b"Ethernet\xff\xfe");
-    let st = Command::new("ip")
-        .args(["-n", &w.ns.name, "link", "add"])
-        .arg(bad)
-        .args(["type", "ifb"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    w.ns.add_ifb_bytes(b"Ethernet\xff\xfe");
     let mut d = w.daemon();
     d.wait_started().await;
     d.wait_log(r#"skipping an undecodable link: ifindex"#).await;

@@ -177,11 +177,7 @@ async fn issue12_a_metrics_flood_does_not_slow_a_storm_or_cause_a_resync() {
     d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     w.pop().await;
-    w.ns.batch(
-        &(0..PORTS)
-            .map(|i| format!("link add Ethernet{} type ifb", i * 4))
-            .collect::<Vec<_>>(),
-    );
+    w.ns.add_ifb_ports(PORTS);
     w.wait_pending("PortInitDone").await;
     w.pop().await;
     wait_converged(&mut w, "initial").await;

@@ -121,11 +121,7 @@ async fn issue12_a_stopped_rsyslogd_does_not_stall_a_storm() {
     d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
     w.pop().await;
-    w.ns.batch(
-        &(0..PORTS)
-            .map(|i| format!("link add Ethernet{} type ifb", i * 4))
-            .collect::<Vec<_>>(),
-    );
+    w.ns.add_ifb_ports(PORTS);
     w.wait_pending("PortInitDone").await;
     w.pop().await;
     wait_converged(&mut w, "initial").await;

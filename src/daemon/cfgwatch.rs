@@ -36,12 +36,7 @@ impl Loop {
     ) -> Option<redis::aio::ConnectionManager> {
         let db = self.store.dbs.config.clone();
         let pattern = format!("__keyspace@{}__:{}", db.id, db.key("PORT", "*"));
-        let sub = async {
-            let mut con = store::connect_push(&db, self.settings.redis_timeout, tx).await?;
-            con.psubscribe(&pattern).await?;
-            Ok::<_, redis::RedisError>(con)
-        };
-        match sub.await {
+        match store::psubscribe(&db, &pattern, self.settings.redis_timeout, tx).await {
             Ok(con) => Some(con),
             Err(e) => {
                 warn!("CONFIG_DB PORT notifications unavailable ({e}); the table is re-read every {REREAD_EVERY} heartbeats");

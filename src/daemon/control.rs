@@ -21,12 +21,7 @@ impl Loop {
             let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
             let mut failures = 0u32;
             loop {
-                let sub = async {
-                    let mut con = store::connect_push(&db, timeout, tx.clone()).await?;
-                    con.psubscribe(&pattern).await?;
-                    Ok::<_, redis::RedisError>(con)
-                };
-                match sub.await {
+                match store::psubscribe(&db, &pattern, timeout, tx.clone()).await {
                     Ok(con) => {
                         if failures > 0 {
                             info!("live log level changes on: subscribed to LOGGER|portsyncd after {failures} failed attempt(s)");

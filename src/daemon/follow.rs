@@ -46,12 +46,7 @@ impl Loop {
             db.id,
             db.key(crate::pst::PORT_TABLE, "PortInitDone")
         );
-        let sub = async {
-            let mut con = store::connect_push(&db, self.settings.redis_timeout, tx).await?;
-            con.psubscribe(&pattern).await?;
-            Ok::<_, redis::RedisError>(con)
-        };
-        match sub.await {
+        match store::psubscribe(&db, &pattern, self.settings.redis_timeout, tx).await {
             Ok(con) => Some(con),
             Err(e) => {
                 warn!("APPL_DB PortInitDone notifications unavailable ({e}); swss restarts are noticed on the heartbeat");

@@ -67,6 +67,31 @@ impl Netns {
         ]);
     }
 
+    /// An `ifb` netdev whose name is raw bytes (e.g. not UTF-8, which `ip` passes through).
+    pub fn add_ifb_bytes(&self, name: &[u8]) {
+        use std::os::unix::ffi::OsStrExt;
+        let st = Command::new("ip")
+            .args(["-n", &self.name, "link", "add"])
+            .arg(std::ffi::OsStr::from_bytes(name))
+            .args(["type", "ifb"])
+            .status()
+            .expect("these tests need iproute2 (`ip`)");
+        assert!(
+            st.success(),
+            "ip link add {:?} type ifb failed",
+            name.escape_ascii().to_string()
+        );
+    }
+
+    /// `count` ifb ports Ethernet0, Ethernet4, … in one `ip -batch`.
+    pub fn add_ifb_ports(&self, count: u32) {
+        self.batch(
+            &(0..count)
+                .map(|i| format!("link add Ethernet{} type ifb", i * 4))
+                .collect::<Vec<_>>(),
+        );
+    }
+
     /// The kernel's view: name → (oper up per IFF_RUNNING, admin up, mtu) for `Ethernet*`.
     pub fn kernel_ports(&self) -> BTreeMap<String, (bool, bool, u32)> {
         let out = Command::new("ip")
