@@ -7,10 +7,9 @@ mod common;
 use common::sonic::{assert_g1_core_final, s0_fields, World, PORTS};
 use common::*;
 
-#[tokio::test]
-async fn g8_cold_restart_with_stale_netdevs() {
-    let mut w = World::new().await;
-    w.seed_s0(4).await;
+/// LOGLEVEL INFO (so the C++ INFO lines such as "Bring down old interface …" show) and the
+/// four ports' netdevs up with carrier before the daemon starts.
+async fn netdevs_before_start(w: &mut World) {
     hset(
         &mut w.config,
         "LOGGER|portsyncd",
@@ -22,6 +21,13 @@ async fn g8_cold_restart_with_stale_netdevs() {
         w.ns.ip(&["link", "set", p, "up"]);
         w.ns.ip(&["link", "set", &p.replace("Ethernet", "peer"), "up"]);
     }
+}
+
+#[tokio::test]
+async fn g8_cold_restart_with_stale_netdevs() {
+    let mut w = World::new().await;
+    w.seed_s0(4).await;
+    netdevs_before_start(&mut w).await;
     let d = w.daemon();
     d.wait_started().await;
     w.wait_pending("PortConfigDone").await;
@@ -312,17 +318,7 @@ async fn issue12_dpu_cold_start_brings_no_netdev_down() {
     )
     .await;
     // LOGLEVEL INFO: the C++ INFO line "Bring down old interface …" would show.
-    hset(
-        &mut w.config,
-        "LOGGER|portsyncd",
-        &[("LOGLEVEL", "INFO"), ("LOGOUTPUT", "SYSLOG")],
-    )
-    .await;
-    for p in PORTS {
-        w.ns.add_port(p, 9100);
-        w.ns.ip(&["link", "set", p, "up"]);
-        w.ns.ip(&["link", "set", &p.replace("Ethernet", "peer"), "up"]);
-    }
+    netdevs_before_start(&mut w).await;
     let d = w.daemon();
     d.wait_started().await;
     d.wait_log("switch_type dpu").await;
