@@ -29,7 +29,11 @@ fn main() -> std::process::ExitCode {
             } else {
                 ""
             };
-            eprintln!("{prio}portsyncd: {e}");
+            // One write(2) for the whole line: stderr is unbuffered, and supervisord's
+            // stderr_syslog makes a syslog line of every read, so piecewise writes arrived
+            // as seven lines in the swss container.
+            let line = format!("{prio}portsyncd: {e}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             std::process::ExitCode::from(e.exit_code())
         }
     }
