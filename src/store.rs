@@ -104,8 +104,33 @@ pub async fn psubscribe(
     timeout: Duration,
     tx: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
 ) -> RedisResult<ConnectionManager> {
-    let mut con = connect_push(db, timeout, tx).await?;
+    let (inner, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let mut con = connect_push(db, timeout, inner).await?;
     con.psubscribe(pattern).await?;
+    // The manager tries to reconnect once when the connection drops, then only when a command
+    // is sent, and a subscription sends none: after a Redis restart longer than that one try,
+    // the subscription stayed gone (found by scripts/soak). So the pushes are forwarded, and
+    // after a disconnection PINGs go out until the connection, resubscribed, is back.
+    let mut keeper = con.clone();
+    tokio::spawn(async move {
+        while let Some(push) = pushes.recv().await {
+            let lost = push.kind == redis::PushKind::Disconnection;
+            if tx.send(push).is_err() {
+                return;
+            }
+            while lost
+                && redis::cmd("PING")
+                    .query_async::<()>(&mut keeper)
+                    .await
+                    .is_err()
+            {
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
     Ok(con)
 }
 
