@@ -282,3 +282,55 @@ async fn issue3_sigterm_with_a_queued_burst_loses_nothing() {
     let left = mismatches(&mut w).await;
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The daemon's keyspace subscriptions (CONFIG_DB `PORT|*`, `LOGGER|portsyncd`, APPL_DB
+/// `PortInitDone`) in CLIENT LIST; 0 while Redis does not answer.
+async fn psubscribed(w: &World) -> usize {
+    let mut c = w.state.clone();
+    redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async::<String>(&mut c)
+        .await
+        .map(|list| {
+            list.lines()
+                .filter(|l| {
+                    l.split(' ')
+                        .any(|f| f.starts_with("psub=") && f != "psub=0")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Found by scripts/soak: a subscription sends no command, so once the connection manager's
+/// one reconnect try had failed against a dead Redis, nothing brought it back and the
+/// daemon's keyspace notifications stopped for good after a Redis restart.
+#[tokio::test]
+async fn issue15_keyspace_subscriptions_come_back_after_a_redis_restart() {
+    let persist = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let mut w = World::with_redis(Redis::start_with(&persist)).await;
+    let (mut d, _cfg) = bulk(&mut w, 4, "").await;
+    let (w2, want) = (&w, 3);
+    wait(
+        || async move { psubscribed(w2).await == want },
+        "3 subscriptions",
+    )
+    .await;
+    w.redis.stop();
+    std::thread::sleep(Duration::from_secs(1)); // the fault: Redis down longer than one reconnect try
+    w.redis.restart(&persist);
+    let w2 = &w;
+    wait(
+        || async move { psubscribed(w2).await == want },
+        "the 3 subscriptions back after the restart",
+    )
+    .await;
+    d.assert_running();
+}
