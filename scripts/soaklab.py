@@ -6,14 +6,12 @@ orchagent stand-in, and the daemon under test with its stderr drained by a threa
 started here is stopped by `Lab.close()`, which the scripts call from `finally` and on SIGTERM.
 Needs root, /usr/bin/python3 with python3-pyroute2 and python3-redis (scripts/deps)."""
 
-import collections
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -73,28 +71,30 @@ def database_config(sock):
 
 
 class LogDrain:
-    """Reads a child's stderr on a thread: counts lines, keeps the last 50 and the first 50
-    lines that look like trouble (a panic, an unexpected ERR), so memory stays bounded."""
+    """The daemon's stderr through `grep`: only lines that say something went wrong or was
+    recovered reach `dir/log.kept` (a NOTICE daemon writes two lines per event; filtering
+    them in Python would cost the flapper its rate)."""
 
-    def __init__(self, stream):
-        self.lines = 0
-        self.tail = collections.deque(maxlen=50)
-        self.alarming = []
-        self.counts = collections.Counter()
-        self._t = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._t.start()
+    KEEP = "panicked|redis write failed|re-dumping links|resync #|lost message|ERROR|WARN"
 
-    def _run(self, stream):
-        for raw in stream:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines += 1
-            self.tail.append(line)
-            if "panicked" in line and len(self.alarming) < 50:
-                self.alarming.append(line)
-            for needle in ("redis write failed", "re-dumping links", "resync #",
-                           "High possibility of a lost message"):
-                if needle in line:
-                    self.counts[needle] += 1
+    def __init__(self, stream, path):
+        self.path = path
+        self._out = open(path, "wb")
+        self.proc = subprocess.Popen(["grep", "-a", "--line-buffered", "-E", self.KEEP],
+                                     stdin=stream, stdout=self._out)
+
+    def lines(self, needle=None):
+        with open(self.path, "rb") as f:
+            text = f.read().decode("utf-8", "replace").splitlines()
+        return [l for l in text if needle is None or needle in l]
+
+    @property
+    def tail(self):
+        return [l for l in self.lines() if "mtu_mismatch" not in l][-40:]
+
+    @property
+    def alarming(self):
+        return self.lines("panicked")[:50]
 
 
 class Lab:
@@ -207,7 +207,8 @@ class Lab:
             [self.binary, "--db-config", self.cfg, "--log-target", log_target,
              "--config", settings],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.log = LogDrain(self.daemon.stderr)
+        self.log = LogDrain(self.daemon.stderr, os.path.join(self.dir, "log.kept"))
+        self.daemon.stderr.close()
 
     def bring_up_ports(self):
         """orchagent's part of a cold start: after PortConfigDone, the host interfaces appear
@@ -278,7 +279,8 @@ class Lab:
                 raise Fail(f"{what} exited with {p.returncode}\n{tail}")
 
     def close(self):
-        for p in (self.daemon, self.consumer, self.redis_proc):
+        for p in (self.daemon, self.consumer, self.redis_proc,
+                  self.log.proc if self.log else None):
             if p is not None and p.poll() is None:
                 try:
                     os.kill(p.pid, signal.SIGCONT)
