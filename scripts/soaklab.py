@@ -90,7 +90,7 @@ class LogDrain:
 
     @property
     def tail(self):
-        return [l for l in self.lines() if "mtu_mismatch" not in l][-40:]
+        return [l for l in self.lines() if "ALERT" not in l][-40:]
 
     @property
     def alarming(self):
