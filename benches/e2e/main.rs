@@ -11,7 +11,8 @@
 //!   return to the STATE_DB keyspace notification;
 //! * optionally the floor (PORTSYNCD_BENCH_FLOOR=1) after the 1,024-port drains.
 //!
-//! Run as root: `cargo bench --bench e2e`. Knobs: PORTSYNCD_BENCH_RUNS (default 5),
+//! Run as root: `cargo bench --bench e2e` (`cargo test --benches` makes one small smoke run
+//! instead: 1 run, 16 ports, 100 flips). Knobs: PORTSYNCD_BENCH_RUNS (default 5),
 //! PORTSYNCD_BENCH_ONLY (`drain,cold,steady`), PORTSYNCD_BENCH_PORTS (sizes, default
 //! 256,1024,4096), PORTSYNCD_BENCH_LOGLEVEL (seeds CONFIG_DB LOGGER|portsyncd, which both
 //! daemons read), PORTSYNCD_BENCH_CONFIG (our settings file), PORTSYNCD_BENCH_WRAP and
@@ -70,10 +71,18 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` / `cargo test --benches` probing
     }
-    let runs: usize = env_or("PORTSYNCD_BENCH_RUNS", 5);
+    // `cargo bench` passes --bench; `cargo test --benches` does not: then one small smoke run
+    // (every part, once, 16 ports, 100 flips) checks the bench works, in seconds.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let runs: usize = if smoke {
+        1
+    } else {
+        env_or("PORTSYNCD_BENCH_RUNS", 5)
+    };
     let only = std::env::var("PORTSYNCD_BENCH_ONLY").unwrap_or_else(|_| "drain,cold,steady".into());
     let part = |name: &str| only.split(',').any(|p| p.trim() == name);
     let sizes: Vec<u32> = match std::env::var("PORTSYNCD_BENCH_PORTS") {
+        _ if smoke => vec![16],
         Ok(v) => v
             .split(',')
             .map(|n| {
@@ -97,8 +106,13 @@ fn main() {
     rt.block_on(async {
         let who: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
         println!(
-            "# portsyncd end-to-end benchmark: {} ({runs} runs per figure; median (min–max))\n",
-            who.join(" and ")
+            "# portsyncd end-to-end benchmark: {} ({runs} runs per figure; median (min–max)){}\n",
+            who.join(" and "),
+            if smoke {
+                " — smoke run (no --bench: cargo test)"
+            } else {
+                ""
+            }
         );
         let mut res = Results {
             sizes: sizes.clone(),
@@ -113,7 +127,7 @@ fn main() {
         if part("steady") {
             for (k, kind) in kinds.iter().enumerate() {
                 settle().await;
-                res.steady[k] = steady(kind, 2000).await;
+                res.steady[k] = steady(kind, if smoke { 100 } else { 2000 }).await;
             }
         }
         for (i, &n) in sizes.iter().enumerate() {
