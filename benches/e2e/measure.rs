@@ -78,6 +78,8 @@ pub fn status_kb(pid: i32, field: &str) -> u64 {
 pub struct Drain {
     pub ms: f64,
     pub cpu_us_per_event: f64,
+    /// Ports whose STATE_DB row did not follow the flip (0: the drain is complete).
+    pub lost: u64,
 }
 
 /// One drain: all `n` ports flipped while the daemon is stopped.
@@ -93,22 +95,45 @@ pub async fn drain_once(w: &mut World, d: &Subject, watch: &mut Watch, n: u32, u
     let t0 = Instant::now();
     d.signal("CONT");
     // The kernel queues the flips in port order and the daemon writes in arrival order, so
-    // the last port's write ends the drain; every other port is checked afterwards.
-    watch.next("hset", "the last port's STATE_DB write").await;
+    // the last port's write ends the drain; every other port is checked afterwards. A daemon
+    // that lost events (its netlink socket overflowed and it does not resync: the C++ one with
+    // thousands of ports) never writes it: after 1 s nearly without CPU and without that write the
+    // drain ends, and the ports STATE_DB has behind the kernel are its lost events.
+    let pid = d.pid();
+    let (mut window_cpu, mut ticks) = (schedstat_ns(pid), 0);
+    let hard = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tick = Duration::from_millis(100);
+        if tokio::time::timeout(tick, watch.next("hset", "the last port's write"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        // Idle: under 10 ms of CPU in a 1 s window (the C++ daemon's select loops wake up
+        // every second, so its CPU time never stands quite still).
+        ticks += 1;
+        if ticks == 10 {
+            let c = schedstat_ns(pid);
+            if c - window_cpu < 10_000_000 {
+                break;
+            }
+            (window_cpu, ticks) = (c, 0);
+        }
+        assert!(
+            Instant::now() < hard,
+            "a {n}-port drain still busy after 120 s"
+        );
+    }
     let last = Instant::now();
     let mut pipe = redis::pipe();
     for i in 0..n {
         pipe.hget(format!("PORT_TABLE|{}", port(i)), "admin_status");
     }
     let admin: Vec<Option<String>> = pipe.query_async(&mut w.state).await.unwrap();
-    let behind: Vec<String> = (0..n)
+    let behind = (0..n)
         .filter(|&i| admin[i as usize].as_deref() != Some(verb))
-        .map(port)
-        .collect();
-    assert!(
-        behind.is_empty(),
-        "the last port's write landed before these ports' (not {verb}): {behind:?}"
-    );
+        .count();
     // Let the daemon finish the turn and its log lines (ours may send them a turn or a
     // retry later) before reading its CPU time: nothing moves for 30 ms.
     let mut seen = (schedstat_ns(d.pid()), d.log.lines());
@@ -124,6 +149,7 @@ pub async fn drain_once(w: &mut World, d: &Subject, watch: &mut Watch, n: u32, u
     Drain {
         ms: (last - t0).as_secs_f64() * 1e3,
         cpu_us_per_event: (cpu - cpu0) as f64 / 1e3 / f64::from(n),
+        lost: behind as u64,
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Sized {
     /// Syslog datagrams received during all the drains, and the events in them.
     pub log_lines: u64,
     pub events: u64,
+    pub n_ports: u64,
+    /// Events lost in drains that did not complete (those drains are not in `ms`/`cpu`).
+    pub lost: u64,
     /// Lines our daemon reported dropping (its syslog backlog was full).
     pub dropped: u64,
     pub cold: Vec<f64>,
@@ -26,6 +29,25 @@ pub struct Sized {
 }
 
 impl Sized {
+    /// `0`, or `412 of 20000 (3 drains incomplete)`.
+    fn lost_text(&self) -> String {
+        if self.lost == 0 {
+            return if self.events == 0 {
+                "–".into()
+            } else {
+                "0".into()
+            };
+        }
+        let done = self.ms[0].len() + self.ms[1].len();
+        let all = (self.events / self.n_ports.max(1)) as usize;
+        format!(
+            "{} of {} ({} of {all} drains incomplete)",
+            self.lost,
+            self.events,
+            all - done
+        )
+    }
+
     fn lines_per_event(&self) -> Stat {
         if self.events == 0 {
             return Stat::default();
@@ -71,8 +93,8 @@ impl Results {
             return;
         }
         println!("## scale (median (min–max) of the runs)\n");
-        println!("| ports | daemon | drain down (ms) | drain up (ms) | events/s down / up | CPU per event down (µs) | CPU per event up (µs) | log lines per event | cold start to PortConfigDone (ms) | VmRSS idle → after drains (kB) | VmHWM (kB) |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| ports | daemon | drain down (ms) | drain up (ms) | events/s down / up | CPU per event down (µs) | CPU per event up (µs) | log lines per event | cold start to PortConfigDone (ms) | VmRSS idle → after drains (kB) | VmHWM (kB) | events lost |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (i, &n) in self.sizes.iter().enumerate() {
             for (k, kind) in self.kinds.iter().enumerate() {
                 let s = &self.at[i][k];
@@ -83,7 +105,7 @@ impl Results {
                     String::new()
                 };
                 println!(
-                    "| {n} | {} | {} | {} | {} / {} | {} | {} | {}{dropped} | {} | {} → {} | {} |",
+                    "| {n} | {} | {} | {} | {} / {} | {} | {} | {}{dropped} | {} | {} → {} | {} | {} |",
                     kind.label(),
                     Stat::of(&s.ms[0]).show(2),
                     Stat::of(&s.ms[1]).show(2),
@@ -96,6 +118,7 @@ impl Results {
                     kb(s.idle_kb),
                     kb(s.rss_kb),
                     kb(s.hwm_kb),
+                    s.lost_text(),
                 );
             }
         }
@@ -134,6 +157,11 @@ impl Results {
                 col(&|s| Stat::of(&s.cpu[d])),
                 2,
             ));
+        }
+        if at.iter().any(|s| s.events > 0) {
+            let lost = at.iter().map(|s| one_f(s.lost as f64)).collect();
+            let name = format!("events lost in the drains (of {} flips)", at[0].events);
+            rows.push((name, lost, 0));
         }
         rows.push((
             "log lines per event in the drains (syslog datagrams)".into(),
@@ -183,7 +211,7 @@ impl Results {
             for s in &c {
                 line += &format!(" {} |", s.show(prec));
             }
-            if both && !name.starts_with("log lines") {
+            if both && !name.starts_with("log lines") && !name.starts_with("events lost") {
                 line += &format!(" {} |", ratio(c[0].med, c[1].med));
             } else if both {
                 line += " – |";
