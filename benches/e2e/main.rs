@@ -7,8 +7,8 @@
 //!   SIGCONT, time to the keyspace notification of the last port's STATE_DB write (then
 //!   every port is checked); daemon CPU per event (schedstat) and log lines per event;
 //! * cold start to `PortConfigDone` per size, and VmRSS/VmHWM after the drains;
-//! * steady single-flip latency P50/P90/P99/P99.9 (2,000 flips) from the netlink call's
-//!   return to the STATE_DB keyspace notification;
+//! * steady single-flip latency P50/P90/P99/P99.9 (2,000 flips per daemon, interleaved
+//!   flip by flip) from the netlink call's return to the STATE_DB keyspace notification;
 //! * optionally the floor (PORTSYNCD_BENCH_FLOOR=1) after the 1,024-port drains.
 //!
 //! Run as root: `cargo bench --bench e2e` (`cargo test --benches` makes one small smoke run
@@ -16,8 +16,9 @@
 //! PORTSYNCD_BENCH_ONLY (`drain,cold,steady`), PORTSYNCD_BENCH_PORTS (sizes, default
 //! 256,1024,4096), PORTSYNCD_BENCH_LOGLEVEL (seeds CONFIG_DB LOGGER|portsyncd, which both
 //! daemons read), PORTSYNCD_BENCH_CONFIG (our settings file), PORTSYNCD_BENCH_WRAP and
-//! PORTSYNCD_BENCH_PROFILE/_STOP/_PORTS (`profiler.rs`), PORTSYNCD_BENCH_CPP,
-//! PORTSYNCD_BENCH_FLOOR.
+//! PORTSYNCD_BENCH_PROFILE/_STOP/_PORTS (`profiler.rs`; with PORTSYNCD_BENCH_CPP they apply
+//! to both daemons, so e.g. callgrind counts the C++ one's instructions too),
+//! PORTSYNCD_BENCH_CPP (and PORTSYNCD_BENCH_CPP_LUA, `cpp.rs`), PORTSYNCD_BENCH_FLOOR.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -131,10 +132,8 @@ fn main() {
             floor: None,
         };
         if part("steady") {
-            for (k, kind) in kinds.iter().enumerate() {
-                settle().await;
-                res.steady[k] = steady(kind, if smoke { 100 } else { 2000 }).await;
-            }
+            settle().await;
+            res.steady = steady(&kinds, if smoke { 100 } else { 2000 }).await;
         }
         for (i, &n) in sizes.iter().enumerate() {
             if part("cold") {

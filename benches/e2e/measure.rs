@@ -153,32 +153,58 @@ pub async fn drain_once(w: &mut World, d: &Subject, watch: &mut Watch, n: u32, u
     }
 }
 
-fn enter_netns(ns: &Netns) {
-    let f = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (run as root)");
-}
-
-/// `samples` flips of one port (after 50 warm-up flips), one at a time; latencies in µs,
-/// sorted.
-pub async fn steady(kind: &Kind, samples: usize) -> Vec<f64> {
-    let (w, d) = setup(kind, 64).await;
-    enter_netns(&w.ns);
-    let links = portsyncd::netlink::list_links().unwrap();
-    let ifindex = links.iter().find(|(_, n)| n == "Ethernet0").unwrap().0;
-    let mut watch = Watch::new(&w, "STATE_DB", "__keyspace@6__:PORT_TABLE|Ethernet0").await;
-    let mut lat = Vec::with_capacity(samples);
+/// `samples` flips of one port per daemon (after 50 warm-up flips), one at a time and
+/// interleaved — a flip on the first daemon's port, then on the next one's — so a change in
+/// the (shared) machine's load lands on every daemon alike; latencies in µs, sorted, per kind.
+pub async fn steady(kinds: &[Kind], samples: usize) -> Vec<Vec<f64>> {
+    struct One {
+        _w: World,
+        _d: Subject,
+        ns: std::fs::File,
+        ifindex: u32,
+        watch: Watch,
+        lat: Vec<f64>,
+    }
+    let mut all = Vec::new();
+    for kind in kinds {
+        let (w, d) = setup(kind, 64).await;
+        let ns = std::fs::File::open(format!("/run/netns/{}", w.ns.name)).unwrap();
+        enter(&ns);
+        let links = portsyncd::netlink::list_links().unwrap();
+        let ifindex = links.iter().find(|(_, n)| n == "Ethernet0").unwrap().0;
+        let watch = Watch::new(&w, "STATE_DB", "__keyspace@6__:PORT_TABLE|Ethernet0").await;
+        all.push(One {
+            _w: w,
+            _d: d,
+            ns,
+            ifindex,
+            watch,
+            lat: Vec::with_capacity(samples),
+        });
+    }
     for i in 0..samples + 50 {
-        watch.drain();
-        portsyncd::netlink::set_admin(ifindex, i % 2 == 0).unwrap();
-        let t0 = Instant::now();
-        watch.next("hset", "Ethernet0's STATE_DB write").await;
-        if i >= 50 {
-            lat.push(t0.elapsed().as_secs_f64() * 1e6);
+        for one in all.iter_mut() {
+            // This thread's netns: the flip's netlink socket is made in it.
+            enter(&one.ns);
+            one.watch.drain();
+            portsyncd::netlink::set_admin(one.ifindex, i % 2 == 0).unwrap();
+            let t0 = Instant::now();
+            one.watch.next("hset", "Ethernet0's STATE_DB write").await;
+            if i >= 50 {
+                one.lat.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
         }
     }
-    drop(d);
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    lat
+    all.into_iter()
+        .map(|mut one| {
+            one.lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            one.lat
+        })
+        .collect()
+}
+
+fn enter(ns: &std::fs::File) {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (run as root)");
 }
 
 /// Daemon start → the keyspace notification of `PortConfigDone`, `n` ports in CONFIG_DB, ms.
