@@ -10,8 +10,7 @@
 //! writes it — is formatted once per second. While the event loop runs, a turn's lines are
 //! held (`hold`) and go out together at the end of the turn (`pump`), still one datagram per
 //! line, in one `sendmmsg(2)` per `SEND_BATCH` lines: a storm's two lines per event cost one
-//! copy each instead of a system call each, and a single event's line is sent after its Redis
-//! write has gone out rather than before it.
+//! copy each instead of a system call each.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
