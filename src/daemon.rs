@@ -227,6 +227,8 @@ impl Loop {
         self.notifier.ready(&self.status());
         crate::logging::set_buffering(true);
         loop {
+            // The previous turn's syslog datagrams, before this turn's flush goes to Redis.
+            crate::syslog::pump();
             if inflight.is_none() && self.retry_at.is_none() {
                 inflight = self.launch();
                 // Its first poll hands the request to the connection's task at once.
@@ -247,8 +249,9 @@ impl Loop {
                 tokio::task::yield_now().await;
                 tokio::task::yield_now().await;
             }
-            // The previous turn's log lines, in one write — after the flush's request is on
-            // its way, so the write is not on the event-to-Redis path.
+            // The previous turn's stderr lines, in one write — after the flush's request is on
+            // its way, so the write is not on the event-to-Redis path (and any syslog line
+            // logged since the pump above).
             crate::logging::flush();
             let retry_at = self.retry_at;
             // A key parked after an error reply wakes the loop when its backoff ends (only

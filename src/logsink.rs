@@ -2,9 +2,9 @@
 //! (`2026-… NOTICE Publish Ethernet0(ok:up) to state db`), a journald line (`<5>Publish …`: the
 //! priority prefix systemd parses on stderr, no duplicate timestamp), and a syslog datagram to
 //! /dev/log (`<13>Dec  1 20:02:16 portsyncd[42]: :- onMsg: Publish …`: RFC 3164's header, then
-//! the C++ daemon's text; see `syslog`). While the event loop runs, stderr lines are collected
-//! and written once per loop turn; syslog datagrams go out at once, one per line, on a
-//! non-blocking socket.
+//! the C++ daemon's text; see `syslog`). While the event loop runs, a turn's lines are
+//! collected and written at its end: stderr lines in one write, syslog datagrams (one per line,
+//! on a non-blocking socket) in one `sendmmsg`.
 
 use crate::syslog::SyslogSocket;
 use std::cell::RefCell;
@@ -37,8 +37,18 @@ pub fn sonic_priority(level: Level) -> (u8, &'static str) {
 }
 
 /// The C++ function name shown in `:- fn:`: an explicit target, or the module's last segment.
+/// A byte scan for the last `::` (this runs for every line; `rsplit("::")` builds a substring
+/// searcher each time: ≈ 700 instructions per event, scripts/callgrind).
 fn function(target: &str) -> &str {
-    target.rsplit("::").next().unwrap_or(target)
+    let b = target.as_bytes();
+    let mut i = b.len();
+    while i >= 2 {
+        if b[i - 1] == b':' && b[i - 2] == b':' {
+            return &target[i..];
+        }
+        i -= 1;
+    }
+    target
 }
 
 pub struct SonicFormat(pub Style);
@@ -250,9 +260,14 @@ pub struct SinkWriter(Sink);
 impl Write for SinkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match &self.0 {
+            // One event, one datagram; a full syslog queue backlogs or drops (and counts)
+            // the line rather than stalling the loop. While the loop runs, the turn's lines
+            // go out together at its end (`flush`).
+            Sink::Syslog(s) if BUFFERING.load(Ordering::Relaxed) => {
+                s.hold(buf);
+                Ok(buf.len())
+            }
             Sink::Syslog(s) => {
-                // One event, one datagram; a full syslog queue backlogs or drops (and counts)
-                // the line rather than stalling the loop.
                 s.send(buf);
                 Ok(buf.len())
             }
@@ -297,6 +312,10 @@ mod tests {
         assert_eq!(sonic_priority(Level::TRACE), (7, "DEBUG"));
         assert_eq!(function("portsyncd::daemon"), "daemon");
         assert_eq!(function("onMsg"), "onMsg");
+        assert_eq!(function("portsyncd::daemon::inputs"), "inputs");
+        assert_eq!(function("a:b"), "a:b");
+        assert_eq!(function("x::"), "");
+        assert_eq!(function(""), "");
     }
 
     #[test]
