@@ -214,3 +214,33 @@ async fn issue13_mtu_mismatch_follows_config_db() {
     )
     .await;
 }
+
+/// One CONFIG_DB `PORT|*` key the daemon cannot read (a string, so `HGETALL` answers
+/// WRONGTYPE) changed together with a good port: the good port's change still lands at once,
+/// not only at the periodic re-read (30 s away with a 5 s heartbeat).
+#[tokio::test]
+async fn issue13_one_unreadable_config_key_does_not_hide_the_others() {
+    let dir = TempDir::new("cfg");
+    let f = dir.0.join("portsyncd.toml");
+    std::fs::write(&f, "heartbeat_ms = 5000\n").unwrap();
+    let (mut w, d) = running(&["--config", f.to_str().unwrap()]).await;
+    w.wait_row("Ethernet0", sdb("down", "down", 9100)).await;
+    // One transaction: both notifications arrive together, so one fetch carries both keys.
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("PORT|Ethernet96")
+        .arg("not a hash")
+        .ignore()
+        .cmd("HSET")
+        .arg("PORT|Ethernet0")
+        .arg("mtu")
+        .arg("1500")
+        .ignore()
+        .query_async(&mut w.config)
+        .await
+        .unwrap();
+    d.wait_log("CONFIG_DB PORT|Ethernet0 mtu now Some(1500)")
+        .await;
+    d.wait_log("reading CONFIG_DB PORT|Ethernet96").await;
+}

@@ -101,12 +101,28 @@ impl Loop {
             .map(|n| store.dbs.config.key("PORT", n))
             .collect();
         self.cfg_task = Some(Box::pin(async move {
+            // One unreadable key (WRONGTYPE, a bad reply) drops only its own row, which keeps
+            // its last view until the periodic re-read; the other ports' changes still land.
             let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             for k in &keys {
                 pipe.cmd("HGETALL").arg(k);
             }
-            let r: redis::RedisResult<Vec<Fvs>> = pipe.query_async(&mut store.config).await;
-            CfgDone::Fetched(r.map(|all| names.into_iter().zip(all).collect()))
+            let r: redis::RedisResult<Vec<redis::Value>> =
+                pipe.query_async(&mut store.config).await;
+            CfgDone::Fetched(r.map(|all| {
+                names
+                    .into_iter()
+                    .zip(all)
+                    .filter_map(|(name, v)| match redis::from_redis_value::<Fvs>(v) {
+                        Ok(fvs) => Some((name, fvs)),
+                        Err(e) => {
+                            warn!("reading CONFIG_DB PORT|{name}: {e}; kept its last view");
+                            None
+                        }
+                    })
+                    .collect()
+            }))
         }));
     }
 

@@ -131,6 +131,8 @@ impl Netns {
                 &self.name,
                 "curl",
                 "-sf",
+                "--max-time",
+                "5",
                 "http://127.0.0.1:9101/metrics",
             ])
             .output()
