@@ -14,7 +14,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Value,
 };
+use replies::hgetall_pipe;
+pub use replies::{HashReply, MtuReply};
 use std::time::Duration;
+
+mod replies;
 
 /// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
 pub const HEALTH_TABLE: &str = "PORTSYNCD_HEALTH_TABLE";
@@ -211,33 +215,39 @@ impl Store {
             .arg(format!("{prefix}*"))
             .query_async(&mut self.config)
             .await?;
-        let all: Vec<Value> = two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), |chunk| {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for k in chunk {
-                pipe.cmd("HGETALL").arg(k);
-            }
-            pipe
-        })
-        .await?;
+        // Converted chunk by chunk as the replies arrive: the raw replies of every port at
+        // once were half again the size of the converted fields (at 10,000 ports the start-up
+        // high-water mark).
+        let all: Vec<HashReply> =
+            two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), hgetall_pipe).await?;
         let mut out = ConfigPorts::default();
         for (k, v) in keys.into_iter().zip(all) {
             let name = k[prefix.len()..].to_owned();
             match v {
-                Value::ServerError(e) => out.unreadable.push((name, key_error(&e))),
-                v => match redis::from_redis_value::<Fvs>(v) {
-                    Ok(fvs) => out.ports.push((name, fvs)),
-                    Err(e) => out.unreadable.push((
-                        name,
-                        KeyError {
-                            reason: "UNEXPECTED".into(),
-                            detail: e.to_string(),
-                        },
-                    )),
-                },
+                HashReply::Fields(fvs) => out.ports.push((name, fvs)),
+                HashReply::Unreadable(e) => out.unreadable.push((name, e)),
             }
         }
         Ok(out)
+    }
+
+    /// CONFIG_DB `PORT|*` as name → `mtu`, what the periodic re-read keeps (readable keys
+    /// only, in KEYS order). Each chunk's replies are reduced as they arrive, so memory holds
+    /// two chunks of replies rather than every port's fields at once: at 10,000 ports those
+    /// were about 8 MB, and the re-read every 30 s set the process's high-water mark.
+    pub async fn config_mtus(&mut self) -> RedisResult<Vec<(String, Option<u32>)>> {
+        let prefix = self.dbs.config.key("PORT", "");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut self.config)
+            .await?;
+        let mtus: Vec<MtuReply> =
+            two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), hgetall_pipe).await?;
+        Ok(keys
+            .into_iter()
+            .zip(mtus)
+            .filter_map(|(k, m)| Some((k[prefix.len()..].to_owned(), m.0?)))
+            .collect())
     }
 
     /// ProducerStateTable sets into APPL_DB `PORT_TABLE`, in order, as one pipeline. Returns

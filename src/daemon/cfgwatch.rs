@@ -22,7 +22,7 @@ pub(super) enum CfgDone {
     /// `HGETALL PORT|<name>` of the ports notifications named (empty: the key is gone).
     Fetched(redis::RedisResult<Vec<(String, Fvs)>>),
     /// The whole table.
-    Reread(redis::RedisResult<Vec<(String, Fvs)>>),
+    Reread(redis::RedisResult<Vec<(String, Option<u32>)>>),
     /// `PortConfigDone {count: n}` written.
     Count(usize, redis::RedisResult<()>),
 }
@@ -136,7 +136,7 @@ impl Loop {
         self.cfg_ticks = 0;
         let mut store = self.store.clone();
         self.cfg_task = Some(Box::pin(async move {
-            CfgDone::Reread(store.config_ports().await.map(|c| c.ports))
+            CfgDone::Reread(store.config_mtus().await)
         }));
     }
 
@@ -151,14 +151,12 @@ impl Loop {
                 })
                 .collect(),
             CfgDone::Reread(Ok(rows)) => {
-                let all: FxHashMap<String, Option<u32>> = rows
-                    .into_iter()
-                    .map(|(name, fvs)| {
-                        let mtu = mtu_of(&fvs);
-                        (name, mtu)
-                    })
-                    .collect();
-                self.cfg.replace(all, now)
+                let all: FxHashMap<String, Option<u32>> = rows.into_iter().collect();
+                let changes = self.cfg.replace(all, now);
+                // The re-read's replies are freed: return their pages (RSS otherwise stays at
+                // what the re-read needed, every 30 s).
+                crate::sys::trim_heap();
+                changes
             }
             CfgDone::Fetched(Err(e)) | CfgDone::Reread(Err(e)) => {
                 warn!("reading CONFIG_DB PORT: {e}; re-read on a later heartbeat");
