@@ -6,7 +6,7 @@
 //! the rig's database_config.json and an overlay on /dev with the bench's socket bind-mounted
 //! at /dev/log; the host's files are untouched and the mounts die with the process. The exec
 //! chain (ip → unshare → sh → portsyncd) keeps one pid, so signals and /proc reads reach the
-//! daemon itself. The binary is built outside the repo (/work/wt/notes/cpp-run.md).
+//! daemon itself. The binary is built outside the repo (how: docs/PERFORMANCE.md, "Method").
 
 use crate::common::{wait, Netns, Redis, TempDir};
 use std::path::{Path, PathBuf};
