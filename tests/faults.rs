@@ -16,6 +16,16 @@ fn settings(dir: &TempDir, text: &str) -> String {
     p.display().to_string()
 }
 
+/// A Redis that keeps its data across a kill and restart (AOF, fsync on every write).
+const PERSIST: [&str; 6] = [
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+];
+
 fn port(i: u32) -> String {
     format!("Ethernet{}", i * 4)
 }
@@ -136,15 +146,7 @@ async fn issue3_redis_stalled_3s_mid_burst() {
 
 #[tokio::test]
 async fn issue3_redis_killed_and_restarted_with_its_data() {
-    let persist = [
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ];
-    let mut w = World::with_redis(Redis::start_with(&persist)).await;
+    let mut w = World::with_redis(Redis::start_with(&PERSIST)).await;
     let (mut d, _cfg) = bulk(&mut w, 128, "redis_timeout_ms = 500\n").await;
     // Issue #12 item 7: the burst's writes meet a dead Redis (kill -9), so a flush must fail
     // and be kept; Redis then comes back with its data and the daemon reconciles.
@@ -153,7 +155,7 @@ async fn issue3_redis_killed_and_restarted_with_its_data() {
     w.ns.batch(&burst(128, 2)); // writes that must meet the dead Redis
     d.wait_log("redis write failed").await;
     t.join().unwrap();
-    w.redis.restart(&persist);
+    w.redis.restart(&PERSIST);
     wait_converged(&mut w, "redis kill -9 + restart mid-burst").await;
     d.wait_log("re-dumping links to reconcile").await;
     d.assert_running();
@@ -307,15 +309,7 @@ async fn psubscribed(w: &World) -> usize {
 /// daemon's keyspace notifications stopped for good after a Redis restart.
 #[tokio::test]
 async fn issue15_keyspace_subscriptions_come_back_after_a_redis_restart() {
-    let persist = [
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ];
-    let mut w = World::with_redis(Redis::start_with(&persist)).await;
+    let mut w = World::with_redis(Redis::start_with(&PERSIST)).await;
     let (mut d, _cfg) = bulk(&mut w, 4, "").await;
     let (w2, want) = (&w, 3);
     wait(
@@ -325,7 +319,7 @@ async fn issue15_keyspace_subscriptions_come_back_after_a_redis_restart() {
     .await;
     w.redis.stop();
     std::thread::sleep(Duration::from_secs(1)); // the fault: Redis down longer than one reconnect try
-    w.redis.restart(&persist);
+    w.redis.restart(&PERSIST);
     let w2 = &w;
     wait(
         || async move { psubscribed(w2).await == want },
@@ -339,15 +333,7 @@ async fn issue15_keyspace_subscriptions_come_back_after_a_redis_restart() {
 /// second, not after a backoff that had grown to 5 s (a 2 s outage cost 4.6 s more then).
 #[tokio::test]
 async fn issue15_redis_back_after_an_outage_is_used_within_a_second() {
-    let persist = [
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ];
-    let mut w = World::with_redis(Redis::start_with(&persist)).await;
+    let mut w = World::with_redis(Redis::start_with(&PERSIST)).await;
     let (mut d, _cfg) = bulk(&mut w, 16, "redis_timeout_ms = 500\n").await;
     w.redis.stop();
     w.ns.batch(&burst(16, 1)); // writes that meet the dead Redis
@@ -356,7 +342,7 @@ async fn issue15_redis_back_after_an_outage_is_used_within_a_second() {
     // the old 5 s cap the retries after the first failure came at 3.2 s, 6.4 s and 12.8 s, so
     // the next one after the restart was ~6 s away; capped at 1 s it is at most ~1.25 s away.
     std::thread::sleep(Duration::from_millis(6500));
-    w.redis.restart(&persist);
+    w.redis.restart(&PERSIST);
     let back = Instant::now();
     wait_converged(&mut w, "redis back after 6.5 s").await;
     let took = back.elapsed();
