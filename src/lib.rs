@@ -20,6 +20,7 @@ pub mod dbwait; // start-up waits for database_config.json and Redis, and says w
 pub mod error; // the one boundary error type and its exit codes
 pub mod event; // our own types at the netlink boundary
 pub mod flush; // one Flush → gate, STATE_DB pipeline, APPL_DB sets; error replies per key
+pub mod flushscript; // the gate and the STATE_DB writes in one script call (one Redis instance)
 pub mod fuzzing; // entry points shared by the fuzz targets and the corpus replay test
 pub mod health; // `portsyncd health`: checks and exit codes
 pub mod keyretry; // per-key retry after an error reply: backoff and log rate limit (pure)

@@ -146,6 +146,7 @@ pub struct Store {
     pub state: ConnectionManager,
     pub(crate) set_sha: String,
     pub(crate) gate_sha: String,
+    pub(crate) flush_sha: String,
 }
 
 impl Store {
@@ -160,16 +161,30 @@ impl Store {
             state,
             set_sha: String::new(),
             gate_sha: String::new(),
+            flush_sha: String::new(),
         })
     }
 
+    /// Load the ProducerStateTable script and the flush's: the one-call flush script when
+    /// APPL_DB and STATE_DB share an instance, else the gate script.
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
         self.set_sha = pst::load_cmd().query_async(&mut self.appl).await?;
-        self.gate_sha = redis::cmd("SCRIPT")
+        let one_instance = self.dbs.appl.socket == self.dbs.state.socket;
+        let script = if one_instance {
+            crate::flushscript::flush_script(&self.dbs.appl, &self.dbs.state)
+        } else {
+            GATE_SCRIPT.to_owned()
+        };
+        let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
-            .arg(GATE_SCRIPT)
+            .arg(script)
             .query_async(&mut self.appl)
             .await?;
+        if one_instance {
+            self.flush_sha = sha;
+        } else {
+            self.gate_sha = sha;
+        }
         Ok(())
     }
 

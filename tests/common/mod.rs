@@ -23,7 +23,7 @@ mod watchers;
 pub use daemon::Daemon;
 pub use netns::Netns;
 #[allow(unused_imports)]
-pub use redis_server::{Monitor, Redis};
+pub use redis_server::{Cmd, Monitor, Redis};
 #[allow(unused_imports)]
 pub use watchers::{KeyspaceWatch, LinkWatch};
 

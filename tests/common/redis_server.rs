@@ -114,6 +114,9 @@ pub struct Monitor {
     _dir: TempDir,
 }
 
+/// STATE_DB's number in the rig's database_config.json.
+pub const STATE_DB: u32 = 6;
+
 /// One MONITOR line: the DB, whether it ran inside a script, and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {
@@ -158,12 +161,19 @@ impl Monitor {
         text.lines().filter_map(parse_monitor_line).collect()
     }
 
-    /// Commands sent by a client (not inside scripts) whose name is `name`.
+    /// Commands named `name` sent by a client, or run on STATE_DB by a script: the daemon's
+    /// STATE_DB writes, which its flush runs inside one script call when APPL_DB and STATE_DB
+    /// share an instance (the ProducerStateTable scripts' commands, on APPL_DB, stay out).
     pub fn named(&self, name: &str) -> Vec<Cmd> {
         self.commands()
             .into_iter()
-            .filter(|c| !c.lua && c.args[0].eq_ignore_ascii_case(name))
+            .filter(|c| (!c.lua || c.db == STATE_DB) && c.args[0].eq_ignore_ascii_case(name))
             .collect()
+    }
+
+    /// Like `named`, only commands a client sent itself (none from a script).
+    pub fn sent(&self, name: &str) -> Vec<Cmd> {
+        self.named(name).into_iter().filter(|c| !c.lua).collect()
     }
 
     pub fn publishes(&self) -> usize {
