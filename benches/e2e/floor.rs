@@ -1,6 +1,8 @@
 //! PORTSYNCD_BENCH_FLOOR=1: the floor (../shared/tools/floor, read-only shared code, run as
 //! it is) back to back with the daemons' 1,024-port drains — CPU per event of a bare
-//! netlink reader (mode 0) and of reader + pipelined HSET (mode 1), down and up.
+//! netlink reader (mode 0) and of reader + pipelined HSET (mode 1), down and up — and its
+//! mode-1 reader, built from the same source, as a third subject of the steady latency: a
+//! reader that writes each event's row at once, with no gate, log or state.
 
 use crate::stats::Stat;
 use std::path::PathBuf;
@@ -80,4 +82,25 @@ fn parse(text: &str) -> Floor {
             [Stat::of(&v[1][0]), Stat::of(&v[1][1])],
         ],
     }
+}
+
+/// The floor's reader (`nlfloor.c`), compiled with `cc -O2` into `dir` for the steady figure.
+pub fn reader(dir: &std::path::Path) -> PathBuf {
+    let src = self::dir()
+        .expect("PORTSYNCD_BENCH_FLOOR set")
+        .join("nlfloor.c");
+    let bin = dir.join("nlfloor");
+    let out = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run cc (apt-get install gcc) to build the floor's reader");
+    assert!(
+        out.status.success(),
+        "cc {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
 }

@@ -140,10 +140,20 @@ fn main() {
             steady: kinds.iter().map(|_| Vec::new()).collect(),
             kinds: kinds.clone(),
             floor: None,
+            steady_floor: Vec::new(),
         };
         if part("steady") {
             settle().await;
-            res.steady = steady(&kinds, if smoke { 100 } else { 2000 }).await;
+            // With the floor: its reader too, flip by flip with the daemons.
+            let dir = common::TempDir::new("floor-reader");
+            let mut with = kinds.clone();
+            if want_floor {
+                with.push(Kind::Floor(floor::reader(&dir.0)));
+            }
+            res.steady = steady(&with, if smoke { 100 } else { 2000 }).await;
+            if want_floor {
+                res.steady_floor = res.steady.pop().unwrap_or_default();
+            }
         }
         for (i, &n) in sizes.iter().enumerate() {
             if part("cold") {

@@ -72,6 +72,8 @@ pub struct Results {
     /// Steady latencies (µs, sorted) per kind, if measured.
     pub steady: Vec<Vec<f64>>,
     pub floor: Option<Floor>,
+    /// Steady latencies (µs, sorted) of the floor's reader, if measured.
+    pub steady_floor: Vec<f64>,
 }
 
 fn kb(v: u64) -> String {
@@ -222,6 +224,16 @@ impl Results {
     }
 
     pub fn print_floor(&self, n: u32) {
+        if !self.steady_floor.is_empty() {
+            let l = &self.steady_floor;
+            println!(
+                "## the floor's reader, steady single-flip latency ({} flips, interleaved with the daemons)\n",
+                l.len()
+            );
+            println!("| P50 | P90 | P99 | P99.9 |\n|---|---|---|---|");
+            let p = |q| format!("{:.0}", percentile(l, q));
+            println!("| {} | {} | {} | {} |\n", p(0.5), p(0.9), p(0.99), p(0.999));
+        }
         let Some(f) = &self.floor else { return };
         let Some(i) = self.sizes.iter().position(|&s| s == n) else {
             return;

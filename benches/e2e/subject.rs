@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub enum Kind {
     Ours,
     Cpp(PathBuf),
+    /// The floor's mode-1 reader (`floor::reader`): steady latency only.
+    Floor(PathBuf),
 }
 
 impl Kind {
@@ -21,6 +23,7 @@ impl Kind {
         match self {
             Kind::Ours => "portsyncd",
             Kind::Cpp(_) => "C++",
+            Kind::Floor(_) => "floor",
         }
     }
 
@@ -45,6 +48,7 @@ enum Proc {
     /// Our daemon, and the temp dir holding its settings file.
     Ours(Daemon, #[allow(dead_code)] TempDir),
     Cpp(CppDaemon),
+    Floor(std::process::Child),
 }
 
 pub struct Subject {
@@ -72,6 +76,15 @@ impl Subject {
                 Proc::Ours(Daemon::start_as(&w.ns, &w.redis, &prefix, &args, &[]), dir)
             }
             Kind::Cpp(bin) => Proc::Cpp(CppDaemon::start(&w.ns, &w.redis, bin, &prefix, &log.path)),
+            Kind::Floor(bin) => Proc::Floor(
+                std::process::Command::new("ip")
+                    .args(["netns", "exec", &w.ns.name])
+                    .arg(bin)
+                    .arg("1")
+                    .arg(&w.redis.socket)
+                    .spawn()
+                    .expect("start the floor's reader"),
+            ),
         };
         Subject { proc, log }
     }
@@ -80,6 +93,7 @@ impl Subject {
         match &self.proc {
             Proc::Ours(d, _) => d.pid(),
             Proc::Cpp(d) => d.pid(),
+            Proc::Floor(c) => c.id() as i32,
         }
     }
 
@@ -87,6 +101,12 @@ impl Subject {
         match &self.proc {
             Proc::Ours(d, _) => d.signal(sig),
             Proc::Cpp(d) => d.signal(sig),
+            Proc::Floor(c) => {
+                let _ = std::process::Command::new("kill")
+                    .arg(format!("-{sig}"))
+                    .arg(c.id().to_string())
+                    .status();
+            }
         }
     }
 
@@ -95,6 +115,14 @@ impl Subject {
         match &mut self.proc {
             Proc::Ours(d, _) => d.wait_started().await,
             Proc::Cpp(d) => d.wait_started().await,
+            // Bound to the link group, then connected to Redis: its fd 4 is the Redis socket.
+            Proc::Floor(c) => {
+                let fd = format!("/proc/{}/fd/4", c.id());
+                wait_sync(
+                    || std::path::Path::new(&fd).exists(),
+                    "the floor's reader to connect to Redis",
+                );
+            }
         }
     }
 }
@@ -137,13 +165,27 @@ pub async fn setup(kind: &Kind, n: u32) -> (World, Subject) {
     }
     let mut d = Subject::start(kind, &w, true);
     d.wait_started().await;
-    w.pop().await;
+    let floor = matches!(kind, Kind::Floor(_));
+    if !floor {
+        w.pop().await;
+    }
     let lines: Vec<String> = (0..n)
         // The MTU CONFIG_DB has, so mtu_mismatch has nothing to say during the bench.
         .map(|i| format!("link add {} mtu 9100 type ifb", port(i)))
         .collect();
     w.ns.batch(&lines);
-    w.wait_pending("PortInitDone").await;
-    w.pop().await;
+    if !floor {
+        w.wait_pending("PortInitDone").await;
+        w.pop().await;
+    }
     (w, d)
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        if let Proc::Floor(c) = &mut self.proc {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
