@@ -205,6 +205,10 @@ impl Loop {
         };
         let effects = self.alerts.tick(&facts);
         self.apply_alerts(effects);
+        // A storm's tables were given back: return their pages too.
+        if self.alerts.take_shrunk() {
+            crate::sys::trim_heap();
+        }
         for key in self.alert_rows.expire(facts.now_ms) {
             self.outbox.queue_row(key, Vec::new());
         }
@@ -275,7 +279,7 @@ impl Loop {
         let rules = self.alerts.rules();
         let mut firing = vec![0i64; rules.len()];
         for a in self.alerts.firing() {
-            if let Some(i) = rules.iter().position(|r| r.name == a.rule) {
+            if let Some(i) = rules.iter().position(|r| r.name == a) {
                 firing[i] += 1;
             }
         }
