@@ -152,6 +152,11 @@ impl Outbox {
             && !self.parked_init
     }
 
+    /// Alert rows queued, not yet taken by a flush.
+    pub fn rows_len(&self) -> usize {
+        self.rows.len()
+    }
+
     /// Queue a row write; a later write of the same key replaces it.
     pub fn queue_row(&mut self, key: String, fields: Vec<(&'static str, String)>) {
         self.parked_rows.remove(&key);

@@ -4,7 +4,9 @@
 //! one allocation the heap cannot hand back while it lives. The rule: shrink once a
 //! collection is at most a quarter full and the room is worth a reallocation (at least
 //! `MIN_ROOM` slots). A quarter, not a half, so a collection that hovers around a size does
-//! not shrink and regrow on every tick.
+//! not shrink and regrow on every tick. And when the heap is trimmed after writes: once a
+//! burst is over — nothing pending, no alert rows queued — and enough was written since the
+//! last trim to be worth the walk of the heap (a single flip must not pay for one).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
@@ -12,6 +14,16 @@ use std::hash::{BuildHasher, Hash};
 /// Below this capacity shrinking is not worth the reallocation (a 64-slot table of the
 /// engine's largest entries is ≈ 4 kB).
 pub const MIN_ROOM: usize = 64;
+
+/// Rows written since the last heap trim before the next idle moment trims again.
+pub const TRIM_AFTER: usize = 512;
+
+/// Whether to trim the heap after a flush landed: `written` rows since the last trim, ports
+/// and alert rows still waiting to go out. A storm of alerts is written over several flushes
+/// (`outbox::ROWS_PER_FLUSH`); trimming before the last would leave its buffers resident.
+pub fn trim_after_flush(written: usize, ports_pending: usize, rows_pending: usize) -> bool {
+    written >= TRIM_AFTER && ports_pending == 0 && rows_pending == 0
+}
 
 /// Whether a collection holding `len` items with room for `capacity` should shrink.
 pub fn worth(len: usize, capacity: usize) -> bool {
@@ -56,6 +68,27 @@ mod tests {
         ];
         for ((len, cap), want) in cases {
             assert_eq!(worth(len, cap), want, "len {len} capacity {cap}");
+        }
+    }
+
+    /// (rows written since the last trim, ports pending, alert rows queued) → trim?
+    #[test]
+    fn issue15_trim_once_the_burst_is_written() {
+        let cases = [
+            ((0, 0, 0), false),
+            ((1, 0, 0), false), // a single flip: not worth a heap walk
+            ((511, 0, 0), false),
+            ((512, 0, 0), true),
+            ((1024, 1, 0), false),   // ports still pending
+            ((1024, 0, 896), false), // alert rows still to go: trim after the last flush
+            ((2048, 0, 0), true),
+        ];
+        for ((w, p, r), want) in cases {
+            assert_eq!(
+                trim_after_flush(w, p, r),
+                want,
+                "written {w}, ports {p}, rows {r}"
+            );
         }
     }
 
