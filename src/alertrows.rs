@@ -55,6 +55,7 @@ impl AlertRows {
                 break;
             }
         }
+        crate::shrink::deque(&mut self.resolved);
         out
     }
 

@@ -5,6 +5,7 @@
 
 use crate::event::PortState;
 pub use crate::rules::{default_rules, Alert, Effect, Kind, Rule, Severity};
+use instance::{alert_of, Active, Said};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 
@@ -23,13 +24,6 @@ pub struct Facts<'a> {
     /// and ports added at run time whose netdev has not appeared.
     pub awaited: &'a [String],
     pub init_sent: bool,
-}
-
-#[derive(Debug)]
-struct Active {
-    since_ms: u64,
-    firing: bool,
-    alert: Option<Alert>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +45,13 @@ pub struct Engine {
     max_window: u64,
     /// The longest flap window (flap history is kept this long; 0: no flap rule).
     flap_window: u64,
+    /// The most flap times a port's history needs: the largest flap rule's `max` + 1. A rule
+    /// holds once its window has more than `max`, and the newest `max + 1` times decide that,
+    /// so older ones are dropped (a port flapping at 1,000/s kept 60,000 times for a 60 s
+    /// window before; issue #15).
+    flap_keep: usize,
+    /// A table shrank since `take_shrunk` was last called.
+    shrunk: bool,
 }
 
 impl Engine {
@@ -59,6 +60,14 @@ impl Engine {
             .iter()
             .filter_map(|r| match r.kind {
                 Kind::Flap { window_ms, .. } => Some(window_ms),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let flap_keep = rules
+            .iter()
+            .filter_map(|r| match r.kind {
+                Kind::Flap { max, .. } => Some((max as usize).saturating_add(1)),
                 _ => None,
             })
             .max()
@@ -78,18 +87,21 @@ impl Engine {
             config_mtu,
             max_window,
             flap_window,
+            flap_keep,
             ..Default::default()
         }
     }
 
     pub fn set_rules(&mut self, rules: Vec<Rule>) -> Vec<Effect> {
         // Alerts of rules that changed or went away resolve; the rest start over.
-        let out: Vec<Effect> = self
-            .active
-            .iter_mut()
-            .flat_map(|m| m.drain())
-            .filter_map(|(_, a)| a.alert.filter(|_| a.firing).map(Effect::Resolve))
-            .collect();
+        let mut out = Vec::new();
+        for (rule, m) in self.rules.iter().zip(&mut self.active) {
+            out.extend(
+                m.drain()
+                    .filter(|(_, a)| a.firing)
+                    .map(|(port, a)| Effect::Resolve(alert_of(rule, &port, &a))),
+            );
+        }
         let since = std::mem::take(&mut self.configured_since);
         *self = Engine::new(rules, self.start_ms, std::mem::take(&mut self.config_mtu));
         self.configured_since = since;
@@ -113,11 +125,18 @@ impl Engine {
         }
         if let (Some(o), Some(n)) = (old, new) {
             if o.oper_up != n.oper_up && self.flap_window > 0 {
-                let window = self.flap_window;
+                let (window, keep) = (self.flap_window, self.flap_keep);
                 let q = match self.flaps.get_mut(port) {
                     Some(q) => q,
-                    None => self.flaps.entry(port.to_owned()).or_default(),
+                    // Sized once (no regrowth leaving freed 32-byte chunks about the heap).
+                    None => self
+                        .flaps
+                        .entry(port.to_owned())
+                        .or_insert_with(|| VecDeque::with_capacity(keep.min(16))),
                 };
+                if q.len() >= keep {
+                    q.pop_front();
+                }
                 q.push_back(now_ms);
                 while q
                     .front()
@@ -248,19 +267,38 @@ impl Engine {
         for i in 0..self.rules.len() {
             if !self.rules[i].kind.per_port() {
                 let cond = self.global_condition(i, f);
-                out.extend(self.step(i, "-", cond.map(|c| move || c), now));
+                out.extend(self.step(i, "-", cond.map(|c| Said::Text(Box::new(c))), now));
             }
         }
+        self.shrink();
         out
     }
 
-    /// Firing alerts, for metrics and status.
-    pub fn firing(&self) -> impl Iterator<Item = &Alert> {
-        self.active
-            .iter()
-            .flat_map(|m| m.values())
-            .filter(|a| a.firing)
-            .filter_map(|a| a.alert.as_ref())
+    /// Give back the room a storm left in the engine's tables (`shrink.rs`); a table that
+    /// shrank leaves free heap behind, so `take_shrunk` says the caller should trim the heap.
+    fn shrink(&mut self) {
+        let mut any = crate::shrink::map(&mut self.flaps);
+        any |= crate::shrink::map(&mut self.down_since);
+        any |= crate::shrink::map(&mut self.mtu_off_since);
+        any |= crate::shrink::map(&mut self.configured_since);
+        for m in &mut self.active {
+            any |= crate::shrink::map(m);
+        }
+        self.shrunk |= any;
+    }
+
+    /// Whether a table shrank since the last call (then the heap is worth trimming).
+    pub fn take_shrunk(&mut self) -> bool {
+        std::mem::take(&mut self.shrunk)
+    }
+
+    /// The rule name of each firing alert, for metrics and status.
+    pub fn firing(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().zip(&self.active).flat_map(|(r, m)| {
+            m.values()
+                .filter(|a| a.firing)
+                .map(move |_| r.name.as_str())
+        })
     }
 
     fn evaluate_port(
@@ -281,60 +319,43 @@ impl Engine {
                 continue;
             }
             let cond = self.port_condition(i, port, now, awaited);
-            out.extend(self.step(i, port, cond.map(|c| move || c.describe(port)), now));
+            out.extend(self.step(i, port, cond.map(Said::Port), now));
         }
         out
     }
 
-    /// The lifecycle: inactive → pending → firing → resolved. `describe` is called only when
-    /// an alert starts (pending) or fires.
-    fn step(
-        &mut self,
-        i: usize,
-        port: &str,
-        cond: Option<impl FnOnce() -> (String, String)>,
-        now: u64,
-    ) -> Option<Effect> {
+    /// The lifecycle: inactive → pending → firing → resolved. `said` is what the condition
+    /// holds now (`None`: it does not hold).
+    fn step(&mut self, i: usize, port: &str, said: Option<Said>, now: u64) -> Option<Effect> {
         let rule = &self.rules[i];
         let map = &mut self.active[i];
-        let Some(describe) = cond else {
+        let Some(said) = said else {
             let a = map.remove(port)?;
-            return if a.firing {
-                a.alert.map(Effect::Resolve)
-            } else {
-                None
-            };
+            return a.firing.then(|| Effect::Resolve(alert_of(rule, port, &a)));
         };
-        if let Some(a) = map.get(port) {
-            if a.firing || now.saturating_sub(a.since_ms) < rule.for_ms {
-                return None;
+        // Firing or still pending: it keeps what it said when it fired or started.
+        let a = match map.get_mut(port) {
+            Some(a) if a.firing || now.saturating_sub(a.since_ms) < rule.for_ms => return None,
+            Some(a) => {
+                a.said = said;
+                a
             }
-        }
-        let (value, message) = describe();
-        let a = map.entry(port.to_owned()).or_insert(Active {
-            since_ms: now,
-            firing: false,
-            alert: None,
-        });
-        let alert = Alert {
-            rule: rule.name.clone(),
-            kind: rule.kind.name(),
-            port: port.to_owned(),
-            severity: rule.severity,
-            since_ms: a.since_ms,
-            value,
-            message,
+            None => map.entry(port.to_owned()).or_insert(Active {
+                since_ms: now,
+                firing: false,
+                said,
+            }),
         };
-        a.alert = Some(alert.clone());
         if now.saturating_sub(a.since_ms) >= rule.for_ms {
             a.firing = true;
-            return Some(Effect::Fire(alert));
+            return Some(Effect::Fire(alert_of(rule, port, a)));
         }
         None
     }
 }
 
 mod conditions;
+mod instance;
 
 #[cfg(test)]
 #[path = "alerts_tests.rs"]

@@ -305,3 +305,115 @@ fn issue12_default_rules_are_quiet_on_a_healthy_switch() {
         ],
     );
 }
+
+/// Issue #15: a port's flap history keeps only the newest `max + 1` times — a port flapping
+/// every millisecond for the whole window kept 10,000 — and the rule still fires and
+/// resolves exactly when the whole history would say.
+#[test]
+fn issue15_flap_history_keeps_only_what_the_rule_needs() {
+    let k = Kind::Flap {
+        max: 3,
+        window_ms: 10_000,
+    };
+    let mut e = Engine::new(vec![rule(k, 0)], 0, Default::default());
+    let flip = |t: u64| {
+        if t.is_multiple_of(2) {
+            (UP, OPER_DOWN)
+        } else {
+            (OPER_DOWN, UP)
+        }
+    };
+    let mut fired = Vec::new();
+    for t in 0..10_000u64 {
+        let (o, n) = flip(t);
+        fired.extend(names(&e.on_transition("Ethernet0", Some(o), Some(n), t)));
+        assert!(e.flaps["Ethernet0"].len() <= 4, "at {t} ms");
+    }
+    assert_eq!(fired, ["fire flap Ethernet0"]);
+    // (time, transition or tick, effects): the newest four decide; old ones age out.
+    let mut e = Engine::new(vec![rule(k, 0)], 0, Default::default());
+    let steps: [(u64, bool, &[&str]); 7] = [
+        (0, true, &[]),
+        (1_000, true, &[]),
+        (5_000, true, &[]),
+        (9_000, true, &["fire flap Ethernet0"]),
+        (9_500, true, &[]),   // 0 is dropped from the history: five do not fit
+        (11_000, false, &[]), // 1,000 … 9,500: still four within 10 s
+        (11_001, false, &["resolve flap Ethernet0"]), // 1,000 is out of the window
+    ];
+    for (i, (t, transition, want)) in steps.into_iter().enumerate() {
+        let got = if transition {
+            let (o, n) = flip(i as u64);
+            e.on_transition("Ethernet0", Some(o), Some(n), t)
+        } else {
+            e.tick(&Facts {
+                now_ms: t,
+                awaited: &[],
+                init_sent: true,
+            })
+        };
+        assert_eq!(names(&got), want.to_vec(), "step {i}");
+    }
+}
+
+/// Issue #15: an instance keeps numbers, not an `Alert`; the resolve effect still carries the
+/// message and value the alert fired with, and `firing` names the rule.
+#[test]
+fn issue15_resolve_repeats_what_the_alert_fired_with() {
+    let k = Kind::Flap {
+        max: 1,
+        window_ms: 10_000,
+    };
+    let mut e = Engine::new(vec![rule(k, 0)], 0, Default::default());
+    e.on_transition("Ethernet8", Some(UP), Some(OPER_DOWN), 0);
+    let fx = e.on_transition("Ethernet8", Some(OPER_DOWN), Some(UP), 1000);
+    let [Effect::Fire(fired)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(fired.message, "Ethernet8: 2 oper transitions within 10s");
+    assert_eq!((fired.value.as_str(), fired.since_ms), ("2", 1000));
+    assert_eq!(e.firing().collect::<Vec<_>>(), ["flap"]);
+    let fx = e.tick(&Facts {
+        now_ms: 20_000,
+        awaited: &[],
+        init_sent: true,
+    });
+    let [Effect::Resolve(resolved)] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(resolved, fired);
+    assert_eq!(e.firing().count(), 0);
+}
+
+/// Issue #15: 1,024 ports firing flap alerts grow the engine's tables; once they resolve, the
+/// tick gives the room back and says the heap is worth trimming, once.
+#[test]
+fn issue15_tables_shrink_after_a_storm_resolves() {
+    let k = Kind::Flap {
+        max: 1,
+        window_ms: 10_000,
+    };
+    let mut e = Engine::new(vec![rule(k, 0)], 0, Default::default());
+    let ports: Vec<String> = (0..1024).map(|i| format!("Ethernet{}", i * 4)).collect();
+    for p in &ports {
+        e.on_transition(p, Some(UP), Some(OPER_DOWN), 0);
+        e.on_transition(p, Some(OPER_DOWN), Some(UP), 1);
+    }
+    assert_eq!(e.firing().count(), 1024);
+    let grown = (e.active[0].capacity(), e.flaps.capacity());
+    let tick = |e: &mut Engine, now_ms| {
+        e.tick(&Facts {
+            now_ms,
+            awaited: &[],
+            init_sent: true,
+        })
+        .len()
+    };
+    assert_eq!(tick(&mut e, 5_000), 0);
+    assert!(!e.take_shrunk(), "nothing to give back while firing");
+    assert_eq!(tick(&mut e, 20_000), 1024, "all resolve");
+    assert!(e.take_shrunk());
+    assert!(!e.take_shrunk(), "said once");
+    let now = (e.active[0].capacity(), e.flaps.capacity());
+    assert!(now.0 < 64 && now.1 < 64, "{grown:?} → {now:?}");
+}

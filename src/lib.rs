@@ -39,6 +39,7 @@ pub mod ratelimit; // log lines of a repeating condition, at most one per interv
 pub mod requests; // keys in command buffers, pipelines two in flight, poll-once
 pub mod resync; // overflow/reconnect resync bookkeeping (pure)
 pub mod rules; // alert rule definitions and the values the engine emits
+mod shrink; // when a collection that grew in a storm gives its room back (pure)
 pub mod sockaccess; // may this process open a unix socket by its mode alone (pure + edges)
 pub mod startmode; // cold / warm / reattach, and the watch for swss restarts (pure)
 pub mod startup; // the C++ start-up sequence (spec §1.2)

@@ -20,6 +20,12 @@ pub type Row = (String, Vec<(&'static str, String)>);
 /// The APPL_DB key of the init marker.
 pub const PORT_INIT_DONE: &str = "PortInitDone";
 
+/// Alert rows per flush. A storm can fire an alert for every port at once (1,024 flap
+/// alerts); written in one pipeline, their ≈ 300 kB of commands grew the Redis connection's
+/// write buffer, which never shrinks, and the peak (issue #15). The rest go in the next
+/// flushes, one round trip each.
+pub const ROWS_PER_FLUSH: usize = 128;
+
 /// One flush: the STATE_DB writes of a batch, then the APPL_DB sets, then `PortInitDone` if
 /// `init`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -146,6 +152,11 @@ impl Outbox {
             && !self.parked_init
     }
 
+    /// Alert rows queued, not yet taken by a flush.
+    pub fn rows_len(&self) -> usize {
+        self.rows.len()
+    }
+
     /// Queue a row write; a later write of the same key replaces it.
     pub fn queue_row(&mut self, key: String, fields: Vec<(&'static str, String)>) {
         self.parked_rows.remove(&key);
@@ -248,7 +259,14 @@ impl Outbox {
         };
         let batch = std::mem::replace(&mut self.pending, rest);
         let init = self.pending.is_empty() && std::mem::take(&mut self.init);
-        let rows = self.rows.drain().collect();
+        let rows = if self.rows.len() <= ROWS_PER_FLUSH {
+            self.rows.drain().collect()
+        } else {
+            let keys: Vec<String> = self.rows.keys().take(ROWS_PER_FLUSH).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| self.rows.remove_entry(&k))
+                .collect()
+        };
         let appl = std::mem::take(&mut self.appl);
         Some(Flush {
             batch,

@@ -292,6 +292,33 @@ fn issue11_rows_are_retried_and_a_newer_row_wins() {
     assert!(o.idle());
 }
 
+/// Issue #15: a storm's alert rows go out at most `ROWS_PER_FLUSH` a flush, every one of
+/// them, each once.
+#[test]
+fn issue15_alert_rows_are_split_across_flushes() {
+    let mut o = Outbox::default();
+    for i in 0..300 {
+        o.queue_row(
+            format!("flap|Ethernet{i}"),
+            vec![("state", "firing".into())],
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sizes = Vec::new();
+    while let Some(f) = o.take_at(MAX, 0) {
+        sizes.push(f.rows.len());
+        seen.extend(f.rows.iter().map(|(k, _)| k.clone()));
+        let r = reply(&f, &[]);
+        o.settle(f, &r, 0, 0);
+    }
+    assert_eq!(
+        sizes,
+        [ROWS_PER_FLUSH, ROWS_PER_FLUSH, 300 - 2 * ROWS_PER_FLUSH]
+    );
+    assert_eq!(seen.len(), 300);
+    assert!(o.idle());
+}
+
 /// Random link ops, flushes whose commands randomly get error replies, and time passing:
 /// once Redis stops answering with errors and the outbox drains, the model STATE_DB holds
 /// each port's latest state (a retried key never overwrote a newer one, DEL/SET order held).

@@ -393,3 +393,64 @@ async fn issue12_resolved_alert_rows_expire_by_count_and_age() {
     let h = hmap(&mut w.state, "PORTSYNCD_ALERT_TABLE|oper_down|Ethernet12").await;
     assert_eq!(h["state"], "firing", "{h:?}");
 }
+
+/// Issue #15: a storm that fires the flap rule for every port at once — 300 ports, more than
+/// the 128 alert rows a flush carries (`outbox::ROWS_PER_FLUSH`), so the rows go out over
+/// several flushes — lands every row, firing, and the log line of each.
+#[tokio::test]
+async fn issue15_a_storm_of_flap_alerts_lands_every_row() {
+    const PORTS: u32 = 300;
+    let mut w = World::new().await;
+    w.seed_ports(0..PORTS).await;
+    let dir = TempDir::new("alerts");
+    let cfg = dir.0.join("portsyncd.toml");
+    std::fs::write(
+        &cfg,
+        "[[alert]]\nkind = \"flap\"\nthreshold = 1\nwindow_ms = 600000\n",
+    )
+    .unwrap();
+    let d = Daemon::start_args(&w.ns, &w.redis, &["--config", cfg.to_str().unwrap()], &[]);
+    d.wait_started().await;
+    w.pop().await;
+    w.ns.add_ifb_ports(PORTS);
+    let last = format!("Ethernet{}", (PORTS - 1) * 4);
+    w.wait_row(&last, sdb("down", "down", 1500)).await;
+    // Two oper transitions of every port (ifb: oper follows admin), each storm awaited. The
+    // second is made while the daemon is stopped, so it reads the storm in full turns and
+    // the alerts of 256 ports fire in one turn.
+    for (verb, oper) in [("up", "up"), ("down", "down")] {
+        let lines: Vec<String> = (0..PORTS)
+            .map(|i| format!("link set Ethernet{} {verb}", i * 4))
+            .collect();
+        let pid = d.pid().to_string();
+        if verb == "down" {
+            run(&["kill", "-STOP", &pid]);
+        }
+        w.ns.batch(&lines);
+        if verb == "down" {
+            run(&["kill", "-CONT", &pid]);
+        }
+        w.wait_row(&last, sdb(oper, verb, 1500)).await;
+    }
+    let c = w.state.clone();
+    wait(
+        || {
+            let mut c = c.clone();
+            async move {
+                let keys = keys(&mut c, "PORTSYNCD_ALERT_TABLE|flap|*").await;
+                let mut firing = 0;
+                for k in &keys {
+                    firing += usize::from(
+                        hmap(&mut c, k).await.get("state").map(String::as_str) == Some("firing"),
+                    );
+                }
+                firing == PORTS as usize
+            }
+        },
+        &format!("{PORTS} firing flap rows\n{}", d.log_text()),
+    )
+    .await;
+    d.wait_log(&format!("ALERT flap firing for {last}")).await;
+    let logged = d.log_text().matches("ALERT flap firing for ").count();
+    assert_eq!(logged, PORTS as usize, "one ALERT line per port");
+}

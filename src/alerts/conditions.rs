@@ -7,7 +7,7 @@ use super::{Engine, Facts, Kind};
 /// A per-port condition that holds, as raw numbers.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Cond {
-    Flaps(usize, u64),
+    Flaps(u32, u64),
     DownFor(u64),
     Mtu(u32, u32),
     Missing(u64),
@@ -49,7 +49,8 @@ impl Engine {
                             .count()
                     })
                     .unwrap_or(0);
-                (n > max as usize).then_some(Cond::Flaps(n, window_ms))
+                (n > max as usize)
+                    .then_some(Cond::Flaps(u32::try_from(n).unwrap_or(u32::MAX), window_ms))
             }
             Kind::OperDown { after_ms } => self
                 .down_since

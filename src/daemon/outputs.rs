@@ -12,9 +12,6 @@ use tracing::{error, info, warn};
 
 use crate::alertview::ALERT_TABLE;
 
-/// Rows written since the last heap trim before the next idle moment trims again.
-const TRIM_AFTER: usize = 512;
-
 impl Loop {
     pub(super) fn launch(&mut self) -> Option<Inflight> {
         let now = self.clock_ms();
@@ -95,7 +92,11 @@ impl Loop {
                     self.sync.mark_init_sent();
                     info!(target: "main", "PortInitDone");
                 }
-                if self.outbox.pending_len() == 0 && self.written_since_trim >= TRIM_AFTER {
+                if crate::shrink::trim_after_flush(
+                    self.written_since_trim,
+                    self.outbox.pending_len(),
+                    self.outbox.rows_len(),
+                ) {
                     self.written_since_trim = 0;
                     crate::sys::trim_heap();
                 }
@@ -205,6 +206,10 @@ impl Loop {
         };
         let effects = self.alerts.tick(&facts);
         self.apply_alerts(effects);
+        // A storm's tables were given back: return their pages too.
+        if self.alerts.take_shrunk() {
+            crate::sys::trim_heap();
+        }
         for key in self.alert_rows.expire(facts.now_ms) {
             self.outbox.queue_row(key, Vec::new());
         }
@@ -275,7 +280,7 @@ impl Loop {
         let rules = self.alerts.rules();
         let mut firing = vec![0i64; rules.len()];
         for a in self.alerts.firing() {
-            if let Some(i) = rules.iter().position(|r| r.name == a.rule) {
+            if let Some(i) = rules.iter().position(|r| r.name == a) {
                 firing[i] += 1;
             }
         }
