@@ -154,23 +154,24 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
     let (mode, reason) = startmode::decide(settings.start_mode, warm, marker);
     info!("start mode {}: {reason}", mode.as_str());
 
-    let ports = read_config(&mut store).await?;
-    let config_mtu = ports
+    // A cold start lists and brings down the stale netdevs before anything is published;
+    // then CONFIG_DB is read and copied chunk by chunk (`Store::copy_config`).
+    let mut undecodable = 0;
+    let mut stale = Vec::new();
+    if mode == Mode::Cold && switch_type != "dpu" {
+        // The stale netdevs are the ones that exist before PortConfigDone is published:
+        // syncd creates the new host interfaces once orchagent has it (spec §7, the
+        // "stale netdev race"), so list and bring them down first.
+        stale = stale_netdevs(&mut undecodable)?;
+        bring_down(&stale);
+    }
+    let copy = copy_config(&mut store, mode == Mode::Cold).await?;
+    let config_mtu = copy
+        .ports
         .iter()
-        .filter_map(|(name, fvs)| {
-            let mtu = fvs.iter().find(|(f, _)| f == b"mtu")?;
-            Some((
-                name.clone(),
-                std::str::from_utf8(&mtu.1).ok()?.parse().ok()?,
-            ))
-        })
+        .filter_map(|(name, mtu)| Some((name.clone(), (*mtu)?)))
         .collect();
-    let names: Vec<String> = ports.iter().map(|(name, _)| name.clone()).collect();
-    let configured = ports
-        .iter()
-        .map(|(name, fvs)| (name.clone(), crate::cfgview::mtu_of(fvs)))
-        .collect();
-    let mut sync = PortSync::new(names);
+    let mut sync = PortSync::new(copy.ports.iter().map(|(name, _)| name.clone()));
     let mut started = Started {
         store,
         sock,
@@ -180,25 +181,19 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         config_mtu,
         gone_rows: Vec::new(),
         config_done_seen: marker.present(),
-        undecodable: 0,
-        configured,
+        undecodable,
+        configured: copy.ports,
         port_count: None,
-        failed_sets: Vec::new(),
+        failed_sets: copy.failed,
         lease,
     };
     match mode {
         Mode::Warm => {}
         Mode::Cold => {
-            // The stale netdevs are the ones that exist before PortConfigDone is published:
-            // syncd creates the new host interfaces once orchagent has it (spec §7, the
-            // "stale netdev race"), so list and bring them down first.
             if started.switch_type != "dpu" {
-                let stale = stale_netdevs(&mut started.undecodable)?;
-                bring_down(&stale);
                 sync.replace_old_interfaces(stale);
             }
-            started.port_count = Some(ports.len());
-            started.failed_sets = publish_config(&mut started.store, ports).await?;
+            started.port_count = Some(started.configured.len());
             started.config_done_seen = true;
             let consumed = consumed(&mut started.store, sync.expected()).await?;
             for port in &consumed {
@@ -275,6 +270,23 @@ pub async fn read_config(store: &mut Store) -> Result<Vec<(String, Fvs)>> {
         info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
     Ok(ports)
+}
+
+/// CONFIG_DB `PORT|*` read with `read_config`'s log lines and, with `publish`, copied into
+/// APPL_DB `PORT_TABLE` with `PortConfigDone {count}` last, chunk by chunk (start-up).
+pub async fn copy_config(store: &mut Store, publish: bool) -> Result<crate::store::ConfigCopy> {
+    info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
+    let copy = store
+        .copy_config(publish)
+        .await
+        .map_err(redis_err("copying CONFIG_DB PORT to APPL_DB PORT_TABLE"))?;
+    for (name, e) in &copy.unreadable {
+        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {}: {} {}: skipped (not published, not counted in PortConfigDone)", store.dbs.config.key("PORT", name), e.reason, e.detail);
+    }
+    if copy.ports.is_empty() {
+        info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
+    }
+    Ok(copy)
 }
 
 /// The CONFIG_DB ports into APPL_DB `PORT_TABLE` (field names stripped of `@…`), then

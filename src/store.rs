@@ -10,6 +10,7 @@ use crate::dbconfig::{DbLocation, SonicDbs};
 use crate::keyretry::KeyError;
 use crate::pst::{self, PORT_TABLE};
 use crate::requests::{two_in_flight, STREAM_CHUNK};
+pub use copy::ConfigCopy;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Value,
@@ -18,6 +19,7 @@ use replies::hgetall_pipe;
 pub use replies::{HashReply, MtuReply};
 use std::time::Duration;
 
+mod copy;
 mod replies;
 
 /// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
