@@ -12,9 +12,9 @@ use crate::logging::LogControl;
 use crate::netlink::{self, LinkSocket};
 use crate::notify::Notifier;
 use crate::port::{qualifies, PortSync};
-use crate::pst::{strip_special, PORT_TABLE};
+use crate::pst::PORT_TABLE;
 use crate::startmode::{self, Marker, Mode, WarmCheck};
-use crate::store::{Fvs, Store};
+use crate::store::Store;
 use rustc_hash::FxHashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -255,25 +255,10 @@ async fn port_count(store: &Store) -> redis::RedisResult<Option<usize>> {
     Ok(consumed.or(pending).and_then(|c| c.parse().ok()))
 }
 
-/// CONFIG_DB `PORT|*` with the C++ log lines. A key that cannot be read (an error reply, e.g.
-/// a string) is logged and skipped: not published, not counted, not awaited.
-pub async fn read_config(store: &mut Store) -> Result<Vec<(String, Fvs)>> {
-    info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
-    let crate::store::ConfigPorts { ports, unreadable } = store
-        .config_ports()
-        .await
-        .map_err(redis_err("reading CONFIG_DB PORT"))?;
-    for (name, e) in unreadable {
-        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {}: {} {}: skipped (not published, not counted in PortConfigDone)", store.dbs.config.key("PORT", &name), e.reason, e.detail);
-    }
-    if ports.is_empty() {
-        info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
-    }
-    Ok(ports)
-}
-
-/// CONFIG_DB `PORT|*` read with `read_config`'s log lines and, with `publish`, copied into
-/// APPL_DB `PORT_TABLE` with `PortConfigDone {count}` last, chunk by chunk (start-up).
+/// CONFIG_DB `PORT|*` with the C++ log lines and, with `publish`, copied into APPL_DB
+/// `PORT_TABLE` with `PortConfigDone {count}` last, chunk by chunk (`Store::copy_config`). A key
+/// that cannot be read (an error reply, e.g. a string) is logged and skipped: not published,
+/// not counted, not awaited.
 pub async fn copy_config(store: &mut Store, publish: bool) -> Result<crate::store::ConfigCopy> {
     info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
     let copy = store
@@ -287,33 +272,6 @@ pub async fn copy_config(store: &mut Store, publish: bool) -> Result<crate::stor
         info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
     Ok(copy)
-}
-
-/// The CONFIG_DB ports into APPL_DB `PORT_TABLE` (field names stripped of `@…`), then
-/// `PortConfigDone {count: N}`, through the ProducerStateTable protocol, in order. Returns the
-/// sets that got an error reply (the loop retries each on its own).
-pub async fn publish_config(
-    store: &mut Store,
-    ports: Vec<(String, Fvs)>,
-) -> Result<crate::store::FailedSets> {
-    let mut sets: Vec<(String, Fvs)> = ports
-        .into_iter()
-        .map(|(name, fvs)| {
-            (
-                name,
-                fvs.into_iter()
-                    .map(|(f, v)| (strip_special(&f).to_vec(), v))
-                    .collect(),
-            )
-        })
-        .collect();
-    let count = sets.len().to_string().into_bytes();
-    sets.push(("PortConfigDone".into(), vec![(b"count".to_vec(), count)]));
-    let failures = store
-        .producer_sets(&sets)
-        .await
-        .map_err(redis_err("writing APPL_DB PORT_TABLE"))?;
-    Ok(crate::store::failed_sets(sets, failures))
 }
 
 /// Cold-start pruning: the awaited ports orchagent already consumed (their APPL_DB row has

@@ -36,29 +36,8 @@ pub fn key_error(e: &redis::ServerError) -> KeyError {
     }
 }
 
-/// CONFIG_DB `PORT|*` as start-up reads it: the readable ports, and the keys that got an
-/// error reply (skipped: not published, not counted, not awaited).
-#[derive(Debug, Default)]
-pub struct ConfigPorts {
-    pub ports: Vec<(String, Fvs)>,
-    pub unreadable: Vec<(String, KeyError)>,
-}
-
 /// Start-up sets that got an error reply, with the reply (the loop retries them).
 pub type FailedSets = Vec<(String, Fvs, KeyError)>;
-
-/// The sets of `sets` that `failures` (index, error) names, in order.
-pub fn failed_sets(sets: Vec<(String, Fvs)>, failures: Vec<(usize, KeyError)>) -> FailedSets {
-    let mut out = Vec::with_capacity(failures.len());
-    let mut failures = failures.into_iter().peekable();
-    for (i, (key, fvs)) in sets.into_iter().enumerate() {
-        if failures.peek().is_some_and(|(j, _)| *j == i) {
-            let (_, e) = failures.next().expect("peeked");
-            out.push((key, fvs, e));
-        }
-    }
-    out
-}
 
 fn conn_info(db: &DbLocation, resp3: bool) -> ConnectionInfo {
     let mut redis = RedisConnectionInfo::default()
@@ -207,30 +186,6 @@ impl Store {
             cmd.arg(*f).arg(*v);
         }
         cmd.query_async::<i64>(con).await.map(drop)
-    }
-
-    /// CONFIG_DB `PORT|*`: names in KEYS order, each with its fields in HGETALL order. A key
-    /// whose HGETALL gets an error reply (not a hash) is reported in `unreadable` instead.
-    pub async fn config_ports(&mut self) -> RedisResult<ConfigPorts> {
-        let prefix = self.dbs.config.key("PORT", "");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut self.config)
-            .await?;
-        // Converted chunk by chunk as the replies arrive: the raw replies of every port at
-        // once were half again the size of the converted fields (at 10,000 ports the start-up
-        // high-water mark).
-        let all: Vec<HashReply> =
-            two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), hgetall_pipe).await?;
-        let mut out = ConfigPorts::default();
-        for (k, v) in keys.into_iter().zip(all) {
-            let name = k[prefix.len()..].to_owned();
-            match v {
-                HashReply::Fields(fvs) => out.ports.push((name, fvs)),
-                HashReply::Unreadable(e) => out.unreadable.push((name, e)),
-            }
-        }
-        Ok(out)
     }
 
     /// CONFIG_DB `PORT|*` as name → `mtu`, what the periodic re-read keeps (readable keys
