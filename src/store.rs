@@ -131,9 +131,12 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(dbs: SonicDbs, timeout: Duration) -> RedisResult<Store> {
-        let appl = connect(&dbs.appl, timeout).await?;
-        let config = connect(&dbs.config, timeout).await?;
-        let state = connect(&dbs.state, timeout).await?;
+        // The three connects (each a connect and a SELECT round trip) overlap.
+        let (appl, config, state) = tokio::try_join!(
+            connect(&dbs.appl, timeout),
+            connect(&dbs.config, timeout),
+            connect(&dbs.state, timeout)
+        )?;
         Ok(Store {
             dbs,
             appl,
@@ -145,12 +148,20 @@ impl Store {
     }
 
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
-        self.set_sha = pst::load_cmd().query_async(&mut self.appl).await?;
-        self.gate_sha = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(GATE_SCRIPT)
-            .query_async(&mut self.appl)
-            .await?;
+        // One round trip for both, and the lease's script loaded on STATE_DB's instance at the
+        // same time, so its first EVALSHA (`lease.rs`, through redis-rs's `Script`) is not
+        // answered NOSCRIPT and sent again.
+        let mut pipe = redis::pipe();
+        pipe.add_command(pst::load_cmd());
+        pipe.cmd("SCRIPT").arg("LOAD").arg(GATE_SCRIPT);
+        let mut lease = redis::cmd("SCRIPT");
+        lease.arg("LOAD").arg(crate::lease::SCRIPT);
+        let mut state = self.state.clone();
+        let (shas, _): ((String, String), String) = tokio::try_join!(
+            pipe.query_async(&mut self.appl),
+            lease.query_async(&mut state)
+        )?;
+        (self.set_sha, self.gate_sha) = shas;
         Ok(())
     }
 
