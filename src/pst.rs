@@ -34,9 +34,19 @@ pub fn set_cmd(
     key: &str,
     fvs: &[(Vec<u8>, Vec<u8>)],
 ) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    let temp = format!("_{}", db.key(table, key));
-    cmd.arg(sha)
+    // Sized up front: at start-up this runs once per port, and growing the buffers arg by
+    // arg was a sixth of start-up's instructions (callgrind).
+    let temp_len = 1 + table.len() + 1 + key.len();
+    let data: usize = fvs.iter().map(|(f, v)| f.len() + v.len()).sum();
+    let size = 7 + sha.len() + 2 * table.len() + 24 + fvs.len() * temp_len + 1 + key.len() + data;
+    let mut cmd = redis::Cmd::with_capacity(6 + 3 * fvs.len() + 1, size);
+    let mut temp = String::with_capacity(temp_len);
+    temp.push('_');
+    temp.push_str(table);
+    temp.push(db.separator);
+    temp.push_str(key);
+    cmd.arg("EVALSHA")
+        .arg(sha)
         .arg(fvs.len() + 2)
         .arg(format!("{table}_CHANNEL@{}", db.id))
         .arg(format!("{table}_KEY_SET"));
