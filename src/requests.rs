@@ -53,8 +53,18 @@ where
     Ok(out)
 }
 
+/// Hand `pipe` to `con` at once (see `Started::start`); its replies are collected later with
+/// `finish`, so the caller can build the next request while Redis works on this one.
+pub(crate) async fn send<T>(con: &ConnectionManager, pipe: redis::Pipeline) -> Started<T>
+where
+    T: redis::FromRedisValue + 'static,
+{
+    let mut con = con.clone();
+    Started::start(Box::pin(async move { pipe.query_async(&mut con).await })).await
+}
+
 /// A request that has been handed to its connection (polled once), or already answered.
-enum Started<T> {
+pub(crate) enum Started<T> {
     Waiting(Reply<T>),
     Done(RedisResult<Vec<T>>),
 }
@@ -71,7 +81,7 @@ impl<T> Started<T> {
         }
     }
 
-    async fn finish(self) -> RedisResult<Vec<T>> {
+    pub(crate) async fn finish(self) -> RedisResult<Vec<T>> {
         match self {
             Started::Waiting(reply) => reply.await,
             Started::Done(r) => r,

@@ -12,9 +12,9 @@ use crate::logging::LogControl;
 use crate::netlink::{self, LinkSocket};
 use crate::notify::Notifier;
 use crate::port::{qualifies, PortSync};
-use crate::pst::{strip_special, PORT_TABLE};
+use crate::pst::PORT_TABLE;
 use crate::startmode::{self, Marker, Mode, WarmCheck};
-use crate::store::{Fvs, Store};
+use crate::store::Store;
 use rustc_hash::FxHashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -154,23 +154,24 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
     let (mode, reason) = startmode::decide(settings.start_mode, warm, marker);
     info!("start mode {}: {reason}", mode.as_str());
 
-    let ports = read_config(&mut store).await?;
-    let config_mtu = ports
+    // A cold start lists and brings down the stale netdevs before anything is published;
+    // then CONFIG_DB is read and copied chunk by chunk (`Store::copy_config`).
+    let mut undecodable = 0;
+    let mut stale = Vec::new();
+    if mode == Mode::Cold && switch_type != "dpu" {
+        // The stale netdevs are the ones that exist before PortConfigDone is published:
+        // syncd creates the new host interfaces once orchagent has it (spec §7, the
+        // "stale netdev race"), so list and bring them down first.
+        stale = stale_netdevs(&mut undecodable)?;
+        bring_down(&stale);
+    }
+    let copy = copy_config(&mut store, mode == Mode::Cold).await?;
+    let config_mtu = copy
+        .ports
         .iter()
-        .filter_map(|(name, fvs)| {
-            let mtu = fvs.iter().find(|(f, _)| f == b"mtu")?;
-            Some((
-                name.clone(),
-                std::str::from_utf8(&mtu.1).ok()?.parse().ok()?,
-            ))
-        })
+        .filter_map(|(name, mtu)| Some((name.clone(), (*mtu)?)))
         .collect();
-    let names: Vec<String> = ports.iter().map(|(name, _)| name.clone()).collect();
-    let configured = ports
-        .iter()
-        .map(|(name, fvs)| (name.clone(), crate::cfgview::mtu_of(fvs)))
-        .collect();
-    let mut sync = PortSync::new(names);
+    let mut sync = PortSync::new(copy.ports.iter().map(|(name, _)| name.clone()));
     let mut started = Started {
         store,
         sock,
@@ -180,25 +181,19 @@ pub async fn start(mut store: Store, log: &LogControl, settings: &Settings) -> R
         config_mtu,
         gone_rows: Vec::new(),
         config_done_seen: marker.present(),
-        undecodable: 0,
-        configured,
+        undecodable,
+        configured: copy.ports,
         port_count: None,
-        failed_sets: Vec::new(),
+        failed_sets: copy.failed,
         lease,
     };
     match mode {
         Mode::Warm => {}
         Mode::Cold => {
-            // The stale netdevs are the ones that exist before PortConfigDone is published:
-            // syncd creates the new host interfaces once orchagent has it (spec §7, the
-            // "stale netdev race"), so list and bring them down first.
             if started.switch_type != "dpu" {
-                let stale = stale_netdevs(&mut started.undecodable)?;
-                bring_down(&stale);
                 sync.replace_old_interfaces(stale);
             }
-            started.port_count = Some(ports.len());
-            started.failed_sets = publish_config(&mut started.store, ports).await?;
+            started.port_count = Some(started.configured.len());
             started.config_done_seen = true;
             let consumed = consumed(&mut started.store, sync.expected()).await?;
             for port in &consumed {
@@ -260,48 +255,23 @@ async fn port_count(store: &Store) -> redis::RedisResult<Option<usize>> {
     Ok(consumed.or(pending).and_then(|c| c.parse().ok()))
 }
 
-/// CONFIG_DB `PORT|*` with the C++ log lines. A key that cannot be read (an error reply, e.g.
-/// a string) is logged and skipped: not published, not counted, not awaited.
-pub async fn read_config(store: &mut Store) -> Result<Vec<(String, Fvs)>> {
+/// CONFIG_DB `PORT|*` with the C++ log lines and, with `publish`, copied into APPL_DB
+/// `PORT_TABLE` with `PortConfigDone {count}` last, chunk by chunk (`Store::copy_config`). A key
+/// that cannot be read (an error reply, e.g. a string) is logged and skipped: not published,
+/// not counted, not awaited.
+pub async fn copy_config(store: &mut Store, publish: bool) -> Result<crate::store::ConfigCopy> {
     info!(target: "handlePortConfigFromConfigDB", "Getting port configuration from ConfigDB...");
-    let crate::store::ConfigPorts { ports, unreadable } = store
-        .config_ports()
+    let copy = store
+        .copy_config(publish)
         .await
-        .map_err(redis_err("reading CONFIG_DB PORT"))?;
-    for (name, e) in unreadable {
-        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {}: {} {}: skipped (not published, not counted in PortConfigDone)", store.dbs.config.key("PORT", &name), e.reason, e.detail);
+        .map_err(redis_err("copying CONFIG_DB PORT to APPL_DB PORT_TABLE"))?;
+    for (name, e) in &copy.unreadable {
+        error!(target: "handlePortConfigFromConfigDB", "CONFIG_DB {}: {} {}: skipped (not published, not counted in PortConfigDone)", store.dbs.config.key("PORT", name), e.reason, e.detail);
     }
-    if ports.is_empty() {
+    if copy.ports.is_empty() {
         info!(target: "handlePortConfigFromConfigDB", "ConfigDB does not have port information, however ports can be added later on, continuing...");
     }
-    Ok(ports)
-}
-
-/// The CONFIG_DB ports into APPL_DB `PORT_TABLE` (field names stripped of `@…`), then
-/// `PortConfigDone {count: N}`, through the ProducerStateTable protocol, in order. Returns the
-/// sets that got an error reply (the loop retries each on its own).
-pub async fn publish_config(
-    store: &mut Store,
-    ports: Vec<(String, Fvs)>,
-) -> Result<crate::store::FailedSets> {
-    let mut sets: Vec<(String, Fvs)> = ports
-        .into_iter()
-        .map(|(name, fvs)| {
-            (
-                name,
-                fvs.into_iter()
-                    .map(|(f, v)| (strip_special(&f).to_vec(), v))
-                    .collect(),
-            )
-        })
-        .collect();
-    let count = sets.len().to_string().into_bytes();
-    sets.push(("PortConfigDone".into(), vec![(b"count".to_vec(), count)]));
-    let failures = store
-        .producer_sets(&sets)
-        .await
-        .map_err(redis_err("writing APPL_DB PORT_TABLE"))?;
-    Ok(crate::store::failed_sets(sets, failures))
+    Ok(copy)
 }
 
 /// Cold-start pruning: the awaited ports orchagent already consumed (their APPL_DB row has

@@ -10,6 +10,7 @@ use crate::dbconfig::{DbLocation, SonicDbs};
 use crate::keyretry::KeyError;
 use crate::pst::{self, PORT_TABLE};
 use crate::requests::{two_in_flight, STREAM_CHUNK};
+pub use copy::ConfigCopy;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Value,
@@ -18,6 +19,7 @@ use replies::hgetall_pipe;
 pub use replies::{HashReply, MtuReply};
 use std::time::Duration;
 
+mod copy;
 mod replies;
 
 /// STATE_DB table of the daemon's own heartbeat, read by `portsyncd health`.
@@ -34,29 +36,8 @@ pub fn key_error(e: &redis::ServerError) -> KeyError {
     }
 }
 
-/// CONFIG_DB `PORT|*` as start-up reads it: the readable ports, and the keys that got an
-/// error reply (skipped: not published, not counted, not awaited).
-#[derive(Debug, Default)]
-pub struct ConfigPorts {
-    pub ports: Vec<(String, Fvs)>,
-    pub unreadable: Vec<(String, KeyError)>,
-}
-
 /// Start-up sets that got an error reply, with the reply (the loop retries them).
 pub type FailedSets = Vec<(String, Fvs, KeyError)>;
-
-/// The sets of `sets` that `failures` (index, error) names, in order.
-pub fn failed_sets(sets: Vec<(String, Fvs)>, failures: Vec<(usize, KeyError)>) -> FailedSets {
-    let mut out = Vec::with_capacity(failures.len());
-    let mut failures = failures.into_iter().peekable();
-    for (i, (key, fvs)) in sets.into_iter().enumerate() {
-        if failures.peek().is_some_and(|(j, _)| *j == i) {
-            let (_, e) = failures.next().expect("peeked");
-            out.push((key, fvs, e));
-        }
-    }
-    out
-}
 
 fn conn_info(db: &DbLocation, resp3: bool) -> ConnectionInfo {
     let mut redis = RedisConnectionInfo::default()
@@ -151,9 +132,12 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(dbs: SonicDbs, timeout: Duration) -> RedisResult<Store> {
-        let appl = connect(&dbs.appl, timeout).await?;
-        let config = connect(&dbs.config, timeout).await?;
-        let state = connect(&dbs.state, timeout).await?;
+        // The three connects (each a connect and a SELECT round trip) overlap.
+        let (appl, config, state) = tokio::try_join!(
+            connect(&dbs.appl, timeout),
+            connect(&dbs.config, timeout),
+            connect(&dbs.state, timeout)
+        )?;
         Ok(Store {
             dbs,
             appl,
@@ -168,18 +152,26 @@ impl Store {
     /// Load the ProducerStateTable script and the flush's: the one-call flush script when
     /// APPL_DB and STATE_DB share an instance, else the gate script.
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
-        self.set_sha = pst::load_cmd().query_async(&mut self.appl).await?;
+        // One round trip for both, and the lease's script loaded on STATE_DB's instance at the
+        // same time, so its first EVALSHA (`lease.rs`, through redis-rs's `Script`) is not
+        // answered NOSCRIPT and sent again.
         let one_instance = self.dbs.appl.socket == self.dbs.state.socket;
-        let script = if one_instance {
+        let flush_script = if one_instance {
             crate::flushscript::flush_script(&self.dbs.appl, &self.dbs.state)
         } else {
             GATE_SCRIPT.to_owned()
         };
-        let sha: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(script)
-            .query_async(&mut self.appl)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.add_command(pst::load_cmd());
+        pipe.cmd("SCRIPT").arg("LOAD").arg(flush_script);
+        let mut lease = redis::cmd("SCRIPT");
+        lease.arg("LOAD").arg(crate::lease::SCRIPT);
+        let mut state = self.state.clone();
+        let ((set_sha, sha), _): ((String, String), String) = tokio::try_join!(
+            pipe.query_async(&mut self.appl),
+            lease.query_async(&mut state)
+        )?;
+        self.set_sha = set_sha;
         if one_instance {
             self.flush_sha = sha;
         } else {
@@ -220,30 +212,6 @@ impl Store {
             cmd.arg(*f).arg(*v);
         }
         cmd.query_async::<i64>(con).await.map(drop)
-    }
-
-    /// CONFIG_DB `PORT|*`: names in KEYS order, each with its fields in HGETALL order. A key
-    /// whose HGETALL gets an error reply (not a hash) is reported in `unreadable` instead.
-    pub async fn config_ports(&mut self) -> RedisResult<ConfigPorts> {
-        let prefix = self.dbs.config.key("PORT", "");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut self.config)
-            .await?;
-        // Converted chunk by chunk as the replies arrive: the raw replies of every port at
-        // once were half again the size of the converted fields (at 10,000 ports the start-up
-        // high-water mark).
-        let all: Vec<HashReply> =
-            two_in_flight(&self.config, keys.chunks(STREAM_CHUNK), hgetall_pipe).await?;
-        let mut out = ConfigPorts::default();
-        for (k, v) in keys.into_iter().zip(all) {
-            let name = k[prefix.len()..].to_owned();
-            match v {
-                HashReply::Fields(fvs) => out.ports.push((name, fvs)),
-                HashReply::Unreadable(e) => out.unreadable.push((name, e)),
-            }
-        }
-        Ok(out)
     }
 
     /// CONFIG_DB `PORT|*` as name → `mtu`, what the periodic re-read keeps (readable keys

@@ -144,9 +144,9 @@ impl Loop {
         let mut store = self.store.clone();
         self.swss_task = Some(Box::pin(async move {
             let result = async {
-                let ports = startup::read_config(&mut store).await?;
-                let names: Vec<String> = ports.iter().map(|(n, _)| n.clone()).collect();
-                let failed = startup::publish_config(&mut store, ports).await?;
+                let copy = startup::copy_config(&mut store, true).await?;
+                let names: Vec<String> = copy.ports.into_iter().map(|(n, _)| n).collect();
+                let failed = copy.failed;
                 let consumed =
                     startup::consumed(&mut store, names.iter().map(String::as_str)).await?;
                 Ok((names, consumed, failed))

@@ -40,7 +40,7 @@ impl redis::FromRedisValue for HashReply {
 }
 
 /// One `HGETALL PORT|<name>` reply reduced to its `mtu` (`cfgview::mtu_of`): `None` for an
-/// error reply or a reply that is not a hash (the key is left out, as `config_ports` reports
+/// error reply or a reply that is not a hash (the key is left out, as start-up reports
 /// it unreadable).
 #[derive(Debug, PartialEq)]
 pub struct MtuReply(pub Option<Option<u32>>);
