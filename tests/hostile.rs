@@ -276,11 +276,13 @@ async fn issue7_bounded_memory_and_pending_writes_under_a_burst_with_redis_froze
     let hwm_kb = vm_kb(d.pid(), "VmHWM:");
     run(&["kill", "-CONT", &w.redis.pid().to_string()]);
     eprintln!("burst of {} changes over {PORTS} ports, Redis frozen: max pending {max_pending}, VmHWM {hwm_kb} kB", rounds * PORTS);
-    // Every port changed after the first (stuck) flush took its share: all are pending, once.
-    assert_eq!(
-        last_pending,
-        u64::from(PORTS),
-        "pending after the drain (max {max_pending})"
+    // Every port is pending once, except those of the stuck flush that were not changed again
+    // after it took them: none when it was launched early in the burst, up to its whole share
+    // (max_ports_per_flush, 512) when the burst was read before it went out (seen in full
+    // suite runs on a loaded machine: 3,584).
+    assert!(
+        (u64::from(PORTS) - 512..=u64::from(PORTS)).contains(&last_pending),
+        "pending after the drain: {last_pending} (max {max_pending})"
     );
     assert!(
         max_pending <= u64::from(PORTS),
