@@ -1,7 +1,7 @@
 //! The flush: one `Flush` from the outbox becomes the APPL_DB gate (every gated port, at flush
 //! time, never cached) and the STATE_DB writes (our rows, then per port a `DEL` and/or the
-//! C++-shaped 4-field `HSET`) — one script call when APPL_DB and STATE_DB share an instance
-//! (`flushscript.rs`), else a gate script call then a pipeline — then the APPL_DB
+//! C++-shaped 4-field `HSET`) — one script call for a small flush when APPL_DB and STATE_DB
+//! share an instance (`flushscript.rs`), else a gate script call then a pipeline — then the APPL_DB
 //! ProducerStateTable sets being retried and `PortInitDone`. Pipelines run with `ignore_errors()`, and each error reply is
 //! mapped back to the command (and so the key) it answered (`FlushReply`); a connection error,
 //! or an error reply to the gate, fails the whole flush.
@@ -19,12 +19,14 @@ use redis::{RedisResult, Value};
 impl Store {
     /// Send one flush: gate-check the ports its batch sets or probes (APPL_DB
     /// `EXISTS PORT_TABLE:<p>`, at flush time, never cached), then its STATE_DB writes — in one
-    /// script call when APPL_DB and STATE_DB share an instance (`flushscript.rs`), else the gate
-    /// script then a pipeline — then its APPL_DB sets and `PortInitDone` if `init`. Returns, per
+    /// script call for a small flush when APPL_DB and STATE_DB share an instance
+    /// (`flushscript::one_call`), else the gate script then a pipeline — then its APPL_DB sets
+    /// and `PortInitDone` if `init`. Returns, per
     /// batch entry in order, whether its gate passed, and the commands that got an error reply.
     /// An error reply to the gate itself (one command for the whole flush) fails the flush.
     pub async fn flush(&mut self, flush: &Flush) -> RedisResult<FlushReply> {
-        let (gate, mut errors) = if self.dbs.appl.socket == self.dbs.state.socket {
+        let same_instance = self.dbs.appl.socket == self.dbs.state.socket;
+        let (gate, mut errors) = if flushscript::one_call(same_instance, flush) {
             self.state_in_one_call(flush).await?
         } else {
             self.state_in_two_steps(flush).await?

@@ -176,3 +176,31 @@ fn issue15_one_call_flush_script_embeds_the_layout() {
     assert!(script.contains(&lua_string("PORT_TABLE|")), "{script}");
     assert_eq!(lua_string("P'|"), r"'\80\39\124'");
 }
+
+#[test]
+fn issue15_one_call_only_for_small_flushes_on_one_instance() {
+    use crate::outbox::Flush;
+    let up = st(true, true, 9100);
+    // (same instance, ports, alert rows, one call?)
+    let table = [
+        (true, 1, 0, true),
+        (true, 0, 1, true),
+        (true, ONE_CALL_MAX, 0, true),
+        (true, ONE_CALL_MAX - 1, 1, true),
+        (true, ONE_CALL_MAX + 1, 0, false),
+        (true, ONE_CALL_MAX, 1, false),
+        (true, 512, 0, false),
+        (false, 1, 0, false),
+        (false, 0, 1, false),
+    ];
+    for (same, ports, rows, want) in table {
+        let mut f = Flush::default();
+        for i in 0..ports {
+            f.batch.set(&format!("Ethernet{}", 4 * i), up);
+        }
+        f.rows = (0..rows)
+            .map(|i| (format!("ALERT|flap|Ethernet{i}"), vec![]))
+            .collect();
+        assert_eq!(one_call(same, &f), want, "{same} {ports} {rows}");
+    }
+}

@@ -149,33 +149,41 @@ impl Store {
         })
     }
 
-    /// Load the ProducerStateTable script and the flush's: the one-call flush script when
-    /// APPL_DB and STATE_DB share an instance, else the gate script.
+    /// Load the ProducerStateTable script and the flush's: the gate script, and the one-call
+    /// flush script when APPL_DB and STATE_DB share an instance.
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
         // One round trip for both, and the lease's script loaded on STATE_DB's instance at the
         // same time, so its first EVALSHA (`lease.rs`, through redis-rs's `Script`) is not
         // answered NOSCRIPT and sent again.
         let one_instance = self.dbs.appl.socket == self.dbs.state.socket;
-        let flush_script = if one_instance {
-            crate::flushscript::flush_script(&self.dbs.appl, &self.dbs.state)
-        } else {
-            GATE_SCRIPT.to_owned()
-        };
         let mut pipe = redis::pipe();
         pipe.add_command(pst::load_cmd());
-        pipe.cmd("SCRIPT").arg("LOAD").arg(flush_script);
+        pipe.cmd("SCRIPT").arg("LOAD").arg(GATE_SCRIPT);
+        if one_instance {
+            let script = crate::flushscript::flush_script(&self.dbs.appl, &self.dbs.state);
+            pipe.cmd("SCRIPT").arg("LOAD").arg(script);
+        }
         let mut lease = redis::cmd("SCRIPT");
         lease.arg("LOAD").arg(crate::lease::SCRIPT);
         let mut state = self.state.clone();
-        let ((set_sha, sha), _): ((String, String), String) = tokio::try_join!(
+        let (shas, _): (Vec<String>, String) = tokio::try_join!(
             pipe.query_async(&mut self.appl),
             lease.query_async(&mut state)
         )?;
-        self.set_sha = set_sha;
+        let mut shas = shas.into_iter();
+        let mut next = || {
+            shas.next().ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "SCRIPT LOAD",
+                    "fewer answers than scripts".to_owned(),
+                ))
+            })
+        };
+        self.set_sha = next()?;
+        self.gate_sha = next()?;
         if one_instance {
-            self.flush_sha = sha;
-        } else {
-            self.gate_sha = sha;
+            self.flush_sha = next()?;
         }
         Ok(())
     }

@@ -129,3 +129,53 @@ async fn issue15_state_db_on_its_own_instance_keeps_two_steps_and_plain_commands
     assert!(!dels[0].lua && dels[0].args[1] == "PORT_TABLE|Ethernet12");
     drop(d);
 }
+
+/// A burst is flushed as plain commands even on one instance (`flushscript::one_call`): a
+/// pipelined `HSET` costs Redis less than one inside the script, and a script would hold Redis
+/// for every other client for the whole flush.
+#[tokio::test]
+async fn issue15_one_instance_sends_a_burst_as_plain_commands() {
+    const N: u32 = 64;
+    let mut w = World::new().await;
+    w.seed_ports(0..N).await;
+    let d = w.daemon();
+    d.wait_started().await;
+    w.pop().await;
+    w.ns.add_ifb_ports(N);
+    w.wait_pending("PortInitDone").await;
+    // Every port set up while the daemon is stopped: one turn reads them all, one flush.
+    d.signal("STOP");
+    let lines: Vec<String> = (0..N)
+        .map(|i| format!("link set Ethernet{} up", i * 4))
+        .collect();
+    w.ns.batch(&lines);
+    d.signal("CONT");
+    let c = w.state.clone();
+    wait(
+        || {
+            let mut c = c.clone();
+            async move {
+                let mut up = 0;
+                for i in 0..N {
+                    let row = hmap(&mut c, &format!("PORT_TABLE|Ethernet{}", i * 4)).await;
+                    up += u32::from(row.get("admin_status").map(String::as_str) == Some("up"));
+                }
+                up == N
+            }
+        },
+        "every port's row admin up",
+    )
+    .await;
+    let mon = w.mon().await;
+    mon.assert_state_hsets_are_cpp_shaped();
+    let cmds = mon.commands();
+    let up: Vec<&Cmd> = port_rows(&cmds, "HSET")
+        .filter(|c| c.args.get(7).map(String::as_str) == Some("up"))
+        .collect();
+    assert_eq!(up.len(), N as usize, "{up:?}");
+    assert!(
+        up.iter().all(|c| !c.lua),
+        "a burst went through the script: {up:?}"
+    );
+    drop(d);
+}
