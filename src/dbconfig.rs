@@ -39,7 +39,10 @@ pub fn resolve_namespace(global: &Path, namespace: &str) -> Result<PathBuf> {
     }
     Err(err(
         "INCLUDES",
-        &format!("an entry with \"namespace\": \"{namespace}\""),
+        &format!(
+            "an entry with \"namespace\": {}",
+            Value::String(namespace.to_owned())
+        ),
     ))
 }
 
@@ -129,7 +132,11 @@ impl DbConfig {
                 .ok_or_else(|| {
                     err(
                         &field("instance"),
-                        &format!("the name of an entry in INSTANCES (no instance \"{inst_name}\")"),
+                        // Quoted as JSON: a name holding a newline must not split the line.
+                        &format!(
+                            "the name of an entry in INSTANCES (no instance {})",
+                            Value::String(inst_name.to_owned())
+                        ),
                     )
                 })?;
             // Like swss-common, the socket is only required when a DB of this instance is used;
