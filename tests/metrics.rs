@@ -220,9 +220,13 @@ async fn issue12_a_metrics_flood_does_not_slow_a_storm_or_cause_a_resync() {
         flooded_cpu.1
     );
     assert!(served > 0, "the flood never got an answer");
+    // Wall time on two shared vCPUs, where the flood's own client threads take CPU from the
+    // daemon and Redis: medians of 7 rounds came out 1.06-1.26x here over a night's runs (the
+    // limit was 1.2 until then, and failed 4 of 9). A flood served on the loop thread would
+    // cost far more; the loop's own health is checked below (no resync, no overrun).
     assert!(
-        f.as_secs_f64() <= q.as_secs_f64() * 1.2,
-        "flooded storms took {f:?}, quiet ones {q:?}: more than 20 % slower"
+        f.as_secs_f64() <= q.as_secs_f64() * 1.3,
+        "flooded storms took {f:?}, quiet ones {q:?}: more than 30 % slower"
     );
     let text = w.ns.metrics();
     for zero in [
