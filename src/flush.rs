@@ -1,10 +1,11 @@
 //! The flush: one `Flush` from the outbox becomes the APPL_DB gate (every gated port, at flush
 //! time, never cached) and the STATE_DB writes (our rows, then per port a `DEL` and/or the
 //! C++-shaped 4-field `HSET`) — one script call for a small flush when APPL_DB and STATE_DB
-//! share an instance (`flushscript.rs`), else a gate script call then a pipeline — then the APPL_DB
-//! ProducerStateTable sets being retried and `PortInitDone`. Pipelines run with `ignore_errors()`, and each error reply is
-//! mapped back to the command (and so the key) it answered (`FlushReply`); a connection error,
-//! or an error reply to the gate, fails the whole flush.
+//! share an instance (`flushscript.rs`), else a gate script call then a pipeline — then the
+//! APPL_DB ProducerStateTable sets being retried and `PortInitDone`. Pipelines run with
+//! `ignore_errors()`, and each error reply is mapped back to the command (and so the key) it
+//! answered (`FlushReply`); a connection error, or an error reply to the gate, fails the whole
+//! flush.
 
 use crate::batch::{plan, Batch, StateWrite};
 use crate::dbconfig::DbLocation;
@@ -21,8 +22,8 @@ impl Store {
     /// `EXISTS PORT_TABLE:<p>`, at flush time, never cached), then its STATE_DB writes — in one
     /// script call for a small flush when APPL_DB and STATE_DB share an instance
     /// (`flushscript::one_call`), else the gate script then a pipeline — then its APPL_DB sets
-    /// and `PortInitDone` if `init`. Returns, per
-    /// batch entry in order, whether its gate passed, and the commands that got an error reply.
+    /// and `PortInitDone` if `init`. Returns, per batch entry in order, whether its gate passed,
+    /// and the commands that got an error reply.
     /// An error reply to the gate itself (one command for the whole flush) fails the flush.
     pub async fn flush(&mut self, flush: &Flush) -> RedisResult<FlushReply> {
         let same_instance = self.dbs.appl.socket == self.dbs.state.socket;
@@ -96,7 +97,8 @@ impl Store {
         Ok((gate, errors))
     }
 
-    /// The gate script, then the STATE_DB pipeline: for APPL_DB and STATE_DB on two instances.
+    /// The gate script, then the STATE_DB pipeline: for a burst, or APPL_DB and STATE_DB on two
+    /// instances.
     async fn state_in_two_steps(&mut self, flush: &Flush) -> RedisResult<(Vec<bool>, StateErrors)> {
         let batch = &flush.batch;
         let mut exists: Vec<bool> = Vec::new();

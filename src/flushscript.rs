@@ -1,11 +1,12 @@
-//! The one-round-trip flush, for SONiC's standard layout where APPL_DB and STATE_DB live on
-//! one Redis instance, and for small flushes (`one_call`): a single script call asks the APPL_DB
+//! The one-round-trip flush, for SONiC's standard layout where APPL_DB and STATE_DB live on one
+//! Redis instance, and for small flushes (`one_call`): a single script call asks the APPL_DB
 //! gate of every gated port and, in the same call, writes the alert rows and each port's `DEL`
-//! and gated C++-shaped `HSET` to STATE_DB. The gate is still read at the moment of the write (the script is atomic), the
-//! commands Redis runs are the ones the two-step path sends, in the same order, and each
-//! command's error reply comes back on its own (`redis.pcall`), so one bad key still fails
-//! only itself. This file owns the script, the encoding of a flush into its arguments and the
-//! decoding of its answer; pure (no I/O), so both are unit-tested and benched without Redis.
+//! and gated C++-shaped `HSET` to STATE_DB. The gate is still read at the moment of the write
+//! (the script is atomic), the commands Redis runs are the ones the two-step path sends, in the
+//! same order, and each command's error reply comes back on its own (`redis.pcall`), so one bad
+//! key still fails only itself. This file owns the script, the encoding of a flush into its
+//! arguments and the decoding of its answer; pure (no I/O), so both are unit-tested and benched
+//! without Redis.
 
 use crate::batch::Batch;
 use crate::dbconfig::DbLocation;
